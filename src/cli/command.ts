@@ -1,0 +1,52 @@
+import { existsSync } from 'node:fs'
+import type { ParseArgsConfig } from 'node:util'
+import type { Registry } from '../index.js'
+import type { Output } from './output.js'
+
+/** Exit codes of `wsreg` (DESIGN.md §5). */
+export const EXIT = { ok: 0, failure: 1, usage: 2, locked: 3, notFound: 4 } as const
+
+/** A mistake in the command line: printed with the usage, exit 2. */
+export class UsageError extends Error {
+  override name = 'UsageError'
+}
+
+/** What a command receives. */
+export interface CommandContext {
+  /** The registry named by --dir/--app (created on first use). */
+  registry(): Promise<Registry>
+  json: boolean
+  positionals: string[]
+  /** Arguments after `--`. */
+  rest: string[]
+  values: Record<string, string | boolean | undefined>
+  output: Output
+}
+
+/** One `wsreg` subcommand. */
+export interface Command {
+  usage: string
+  summary: string
+  options?: NonNullable<ParseArgsConfig['options']>
+  run(context: CommandContext): Promise<number>
+}
+
+const ID = /^[0-9a-f]{16}$/
+
+/**
+ * What a `<cwd|id>` argument names. An id is 16 hex chars; anything else must look like a path
+ * (contain a separator, be `.`/`..`, or exist), so a mistyped id never becomes a file name.
+ */
+export function parseTarget(argument: string | undefined, what = 'a workspace'): { id: string } | { cwd: string } {
+  if (argument === undefined || argument === '') throw new UsageError(`Name ${what}: a workspace folder or a 16-hex-char id.`)
+  if (argument.includes('\0')) throw new UsageError('A workspace argument cannot contain NUL bytes.')
+  if (ID.test(argument)) return { id: argument }
+  if (argument.includes('/') || argument.includes('\\') || argument === '.' || argument === '..' || existsSync(argument)) return { cwd: argument }
+  throw new UsageError(`${JSON.stringify(argument)} is neither an id (16 hex chars) nor a path: pass a folder such as ./${argument} or an id from \`wsreg ls\`.`)
+}
+
+/** Exactly `count` positionals, or a usage error naming the command's usage. */
+export function expectPositionals(context: CommandContext, min: number, max: number, usage: string): void {
+  const n = context.positionals.length
+  if (n < min || n > max) throw new UsageError(`Expected ${min === max ? min : `${min}–${max}`} argument(s). Usage: ${usage}`)
+}

@@ -1,0 +1,84 @@
+import { classify, type EntryInfo } from '../index.js'
+import { EXIT, expectPositionals, parseTarget, type Command } from './command.js'
+import { entryTable, formatUptime, printJson, statusWord } from './output.js'
+
+/** `wsreg ls`: the workspaces, as a table or JSON. */
+export const ls: Command = {
+  usage: 'wsreg ls [--all] [--probe] [--no-prune] [--json]',
+  summary: 'list workspaces (dead ones are pruned as they are seen)',
+  options: {
+    all: { type: 'boolean', short: 'a' },
+    probe: { type: 'boolean' },
+    'no-prune': { type: 'boolean' },
+  },
+  async run(context) {
+    expectPositionals(context, 0, 0, ls.usage)
+    const registry = await context.registry()
+    const rows = await registry.listInfo({
+      all: Boolean(context.values.all),
+      probe: Boolean(context.values.probe),
+      prune: !context.values['no-prune'],
+    })
+    if (context.json) {
+      printJson(context.output, rows)
+    } else if (rows.length === 0) {
+      context.output.err.write(`No workspaces in ${registry.dir}\n`)
+    } else {
+      context.output.out.write(`${entryTable(rows, context.output, { health: Boolean(context.values.probe) })}\n`)
+    }
+    return EXIT.ok
+  },
+}
+
+/** `wsreg show`: one workspace. */
+export const show: Command = {
+  usage: 'wsreg show <cwd|id> [--json]',
+  summary: 'show one workspace entry',
+  async run(context) {
+    expectPositionals(context, 1, 1, show.usage)
+    const target = parseTarget(context.positionals[0])
+    const registry = await context.registry()
+    const entry = 'id' in target ? await registry.readId(target.id) : await registry.read(target.cwd)
+    if (!entry) {
+      context.output.err.write(`No workspace ${context.positionals[0]} in ${registry.dir}\n`)
+      return EXIT.notFound
+    }
+    const verdict = classify(entry, { marker: registry.marker })
+    const row = { ...entry, status: verdict.status, reason: verdict.reason, path: registry.entryPath(entry.cwd) } as EntryInfo
+    if (context.json) {
+      printJson(context.output, row)
+      return EXIT.ok
+    }
+    const lines: Array<[string, string]> = [
+      ['name', entry.name],
+      ['status', statusWord(context.output, verdict.status) + (verdict.reason ? ` (${verdict.reason})` : '')],
+      ['cwd', entry.cwd],
+      ['id', entry.id],
+      ['pid', String(entry.pid)],
+      ['uptime', entry.pid === 0 ? '-' : formatUptime(entry.startedAt)],
+      ['url', entry.url ?? '-'],
+      ['host', entry.host],
+      ['started', entry.startedAt],
+      ['updated', entry.updatedAt],
+      ['file', registry.entryPath(entry.cwd)],
+    ]
+    if (entry.meta) lines.push(['meta', JSON.stringify(entry.meta)])
+    context.output.out.write(lines.map(([key, value]) => `${key.padEnd(8)} ${value}`).join('\n') + '\n')
+    return EXIT.ok
+  },
+}
+
+/** `wsreg path`: the registry folder, or the entry file of a workspace. */
+export const path: Command = {
+  usage: 'wsreg path [cwd]',
+  summary: 'print the registry folder, or the entry file of a workspace',
+  async run(context) {
+    expectPositionals(context, 0, 1, path.usage)
+    const registry = await context.registry()
+    const cwd = context.positionals[0]
+    const result = cwd === undefined ? registry.dir : registry.entryPath(cwd)
+    if (context.json) printJson(context.output, result)
+    else context.output.out.write(`${result}\n`)
+    return EXIT.ok
+  },
+}

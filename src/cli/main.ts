@@ -1,0 +1,124 @@
+#!/usr/bin/env node
+import { readFileSync } from 'node:fs'
+import { resolve } from 'node:path'
+import { parseArgs, type ParseArgsConfig } from 'node:util'
+import { EXIT, UsageError, type Command, type CommandContext } from './command.js'
+import { wantsColor, type Output } from './output.js'
+
+// Each command module is loaded only when its command runs, so start-up stays near `node -e 0`.
+const COMMANDS: Record<string, () => Promise<Command>> = {
+  ls: async () => (await import('./inspect.js')).ls,
+  show: async () => (await import('./inspect.js')).show,
+  path: async () => (await import('./inspect.js')).path,
+  rm: async () => (await import('./maintain.js')).rm,
+  prune: async () => (await import('./maintain.js')).prune,
+  doctor: async () => (await import('./maintain.js')).doctor,
+}
+
+const GLOBAL_OPTIONS = {
+  dir: { type: 'string' },
+  app: { type: 'string' },
+  json: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+  version: { type: 'boolean' },
+} satisfies NonNullable<ParseArgsConfig['options']>
+
+const VALUE_OPTIONS = new Set(['--dir', '--app'])
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
+  return pkg.version
+}
+
+async function help(): Promise<string> {
+  const lines = ['Usage: wsreg [--dir DIR] [--app NAME] [--json] <command> [options]', '', 'Commands:']
+  for (const [name, load] of Object.entries(COMMANDS)) {
+    const command = await load()
+    lines.push(`  ${name.padEnd(8)} ${command.summary}`)
+    lines.push(`           ${command.usage}`)
+  }
+  lines.push('', 'Global options:', '  --dir DIR    registry folder (default: $WSREG_REGISTRY_DIR, $XDG_STATE_HOME/wsreg/workspaces, ~/.local/state/wsreg/workspaces)')
+  lines.push('  --app NAME   application whose registry to use (default: wsreg)', '  --json       one JSON document on stdout', '  -h, --help   this help', '  --version    print the version')
+  lines.push('', 'Exit codes: 0 ok, 1 failure, 2 usage error, 3 lock held / already running, 4 not found.')
+  return `${lines.join('\n')}\n`
+}
+
+/** Find the command word: the first argument that is neither an option nor a global option's value. */
+function splitCommand(argv: string[]): { name: string | undefined; args: string[] } {
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] as string
+    if (arg === '--') break
+    if (VALUE_OPTIONS.has(arg)) {
+      i++
+      continue
+    }
+    if (!arg.startsWith('-')) return { name: arg, args: [...argv.slice(0, i), ...argv.slice(i + 1)] }
+  }
+  return { name: undefined, args: argv }
+}
+
+/** Run `wsreg` with `argv` (without node and script); resolves to the exit code. */
+export async function main(argv: string[], output: Output): Promise<number> {
+  const { name, args } = splitCommand(argv)
+  const load = name === undefined ? undefined : COMMANDS[name]
+  if (name !== undefined && !load) throw new UsageError(`Unknown command ${JSON.stringify(name)}. Run \`wsreg --help\` for the list.`)
+  const command = load ? await load() : undefined
+  let parsed
+  try {
+    parsed = parseArgs({ args, options: { ...GLOBAL_OPTIONS, ...command?.options }, allowPositionals: true, strict: true, tokens: true })
+  } catch (error) {
+    throw new UsageError(`${(error as Error).message}${command ? `\nUsage: ${command.usage}` : ''}`)
+  }
+  const values = parsed.values as Record<string, string | boolean | undefined>
+  if (values.version) {
+    output.out.write(`${version()}\n`)
+    return EXIT.ok
+  }
+  if (values.help || !command) {
+    if (command) output.out.write(`Usage: ${command.usage}\n${command.summary}\n`)
+    else output.out.write(await help())
+    return values.help ? EXIT.ok : EXIT.usage
+  }
+  const terminator = parsed.tokens.find((token) => token.kind === 'option-terminator')
+  const rest = terminator ? args.slice(terminator.index + 1) : []
+  const positionals = parsed.positionals.slice(0, parsed.positionals.length - rest.length)
+  let registry: Promise<import('../index.js').Registry> | undefined
+  const context: CommandContext = {
+    registry: () => {
+      registry ??= import('../index.js').then(({ Registry }) => {
+        const dir = typeof values.dir === 'string' ? resolve(values.dir) : undefined
+        return new Registry({ dir, app: typeof values.app === 'string' ? values.app : undefined })
+      })
+      return registry
+    },
+    json: Boolean(values.json),
+    positionals,
+    rest,
+    values,
+    output,
+  }
+  return command.run(context)
+}
+
+const EXIT_BY_CODE: Record<string, number> = { E_LOCKED: EXIT.locked, E_NOT_FOUND: EXIT.notFound, E_INVALID: EXIT.usage }
+
+async function run(): Promise<void> {
+  const output: Output = { out: process.stdout, err: process.stderr, color: wantsColor(process.stdout) }
+  try {
+    process.exitCode = await main(process.argv.slice(2), output)
+  } catch (error) {
+    if (error instanceof UsageError) {
+      process.stderr.write(`wsreg: ${error.message}\n`)
+      process.exitCode = EXIT.usage
+    } else if (error instanceof Error && error.name === 'RegistryError') {
+      // Expected failures print as a message; anything else is a bug and keeps its stack.
+      process.stderr.write(`wsreg: ${error.message}\n`)
+      process.exitCode = EXIT_BY_CODE[(error as Error & { code: string }).code] ?? EXIT.failure
+    } else {
+      process.stderr.write(`wsreg: unexpected error (a bug; please report it):\n${(error as Error)?.stack ?? String(error)}\n`)
+      process.exitCode = EXIT.failure
+    }
+  }
+}
+
+await run()

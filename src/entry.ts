@@ -1,0 +1,132 @@
+import { basename, isAbsolute } from 'node:path'
+import { idOfCanonical } from './paths.js'
+
+/** One workspace as recorded on disk (schema version 1). */
+export interface Entry {
+  /** Schema version. */
+  version: 1
+  /** `workspaceId(cwd)`, for people reading the file. */
+  id: string
+  /** Canonical absolute workspace root. */
+  cwd: string
+  /** Human label; defaults to the basename of `cwd`. */
+  name: string
+  /** Owner process; `0` means registered but idle. */
+  pid: number
+  /** Start identity of `pid` when written (Linux: `/proc/<pid>/stat` field 22), or null when unknown. */
+  pidStartTime: string | null
+  /** Boot identity of the machine when written (Linux: `/proc/sys/kernel/random/boot_id`). */
+  bootId: string | null
+  /** `os.hostname()` of the writer. */
+  host: string
+  /** PID namespace of the writer (Linux: inode of `/proc/self/ns/pid`); a pid means nothing in another one. */
+  pidNamespace?: string | null
+  /** Service endpoint of the workspace. */
+  url?: string
+  /** When this workspace came up (ISO-8601 UTC); kept across rewrites by the same process. */
+  startedAt: string
+  /** Last write (ISO-8601 UTC). */
+  updatedAt: string
+  /** App-defined data, preserved verbatim. */
+  meta?: Record<string, unknown>
+}
+
+/** Entry files larger than this are corrupt, not read. */
+export const MAX_ENTRY_BYTES = 1024 * 1024
+
+const KNOWN_FIELDS = new Set([
+  'version', 'id', 'cwd', 'name', 'pid', 'pidStartTime', 'bootId', 'host', 'pidNamespace', 'url', 'startedAt', 'updatedAt', 'meta',
+])
+const ISO_UTC = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?Z$/
+const MAX_PID = 2 ** 31 - 1
+
+/** The outcome of parsing one entry file: an entry, or why it is not one. */
+export type ParseResult = { ok: true; entry: Entry } | { ok: false; problem: string }
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
+}
+
+function optionalString(value: unknown, max = 4096): boolean {
+  return value === undefined || value === null || (typeof value === 'string' && value.length <= max)
+}
+
+/**
+ * Validate parsed JSON as an entry. `legacy` files (`<id>-<pid>.json`) may lack `version`,
+ * `id` and the identity fields; `expectedId` (from the file name) must match the cwd's hash,
+ * so a file copied or planted under another name is never mistaken for that workspace.
+ */
+export function validateEntry(value: unknown, expectedId: string, options: { legacy?: boolean; localHost?: string } = {}): ParseResult {
+  if (!isPlainObject(value)) return { ok: false, problem: 'not a JSON object' }
+  const v = value
+  if (v.version !== undefined && !(Number.isSafeInteger(v.version) && (v.version as number) >= 1)) {
+    return { ok: false, problem: 'version is not a positive integer' }
+  }
+  if (v.version === undefined && !options.legacy) return { ok: false, problem: 'version is missing' }
+  if (typeof v.cwd !== 'string' || !isAbsolute(v.cwd) || v.cwd.includes('\0') || v.cwd.length > 4096) {
+    return { ok: false, problem: 'cwd is not an absolute path' }
+  }
+  const id = idOfCanonical(v.cwd)
+  if (id !== expectedId) return { ok: false, problem: `file name says ${expectedId} but cwd hashes to ${id}` }
+  if (v.id !== undefined && v.id !== id) return { ok: false, problem: 'id does not match cwd' }
+  if (typeof v.pid !== 'number' || !Number.isInteger(v.pid) || v.pid < 0 || v.pid > MAX_PID) {
+    return { ok: false, problem: 'pid is not an integer between 0 and 2^31-1' }
+  }
+  if (v.name !== undefined && (typeof v.name !== 'string' || v.name.length > 4096)) return { ok: false, problem: 'name is not a string' }
+  if (!optionalString(v.pidStartTime, 64)) return { ok: false, problem: 'pidStartTime is not a string or null' }
+  if (!optionalString(v.bootId, 256)) return { ok: false, problem: 'bootId is not a string or null' }
+  if (!optionalString(v.pidNamespace, 256)) return { ok: false, problem: 'pidNamespace is not a string or null' }
+  if (v.host !== undefined && (typeof v.host !== 'string' || v.host.length > 1024)) return { ok: false, problem: 'host is not a string' }
+  if (!options.legacy && (v.host === undefined || v.id === undefined)) return { ok: false, problem: 'id or host is missing' }
+  if (v.url !== undefined && (typeof v.url !== 'string' || v.url.length > 4096)) return { ok: false, problem: 'url is not a string' }
+  if (typeof v.startedAt !== 'string' || !ISO_UTC.test(v.startedAt)) return { ok: false, problem: 'startedAt is not an ISO-8601 UTC time' }
+  if (v.updatedAt !== undefined && (typeof v.updatedAt !== 'string' || !ISO_UTC.test(v.updatedAt))) {
+    return { ok: false, problem: 'updatedAt is not an ISO-8601 UTC time' }
+  }
+  if (v.updatedAt === undefined && !options.legacy) return { ok: false, problem: 'updatedAt is missing' }
+  if (v.meta !== undefined && !isPlainObject(v.meta)) return { ok: false, problem: 'meta is not an object' }
+
+  // Build a fresh object (own data properties only) so keys such as `__proto__` stay inert data.
+  const entry: Record<string, unknown> = {
+    version: 1,
+    id,
+    cwd: v.cwd,
+    name: typeof v.name === 'string' ? v.name : basename(v.cwd) || v.cwd,
+    pid: v.pid,
+    pidStartTime: (v.pidStartTime as string | null | undefined) ?? null,
+    bootId: (v.bootId as string | null | undefined) ?? null,
+    host: (v.host as string | undefined) ?? options.localHost ?? '',
+  }
+  if (v.pidNamespace !== undefined) entry.pidNamespace = v.pidNamespace
+  if (v.url !== undefined) entry.url = v.url
+  entry.startedAt = v.startedAt
+  entry.updatedAt = v.updatedAt ?? v.startedAt
+  if (v.meta !== undefined) entry.meta = v.meta
+  for (const key of Object.keys(v)) {
+    if (!KNOWN_FIELDS.has(key)) Object.defineProperty(entry, key, { value: v[key], enumerable: true, writable: true, configurable: true })
+  }
+  // A newer writer's version number is kept so a rewrite does not downgrade its file.
+  if (typeof v.version === 'number' && v.version > 1) entry.version = v.version
+  return { ok: true, entry: entry as unknown as Entry }
+}
+
+/** Parse the bytes of an entry file. Never throws. */
+export function parseEntry(text: string, expectedId: string, options: { legacy?: boolean; localHost?: string } = {}): ParseResult {
+  let value: unknown
+  try {
+    value = JSON.parse(text)
+  } catch (error) {
+    return { ok: false, problem: `bad JSON (${(error as Error).message})` }
+  }
+  return validateEntry(value, expectedId, options)
+}
+
+/** The exact bytes written for an entry: pretty JSON, 2 spaces, trailing newline. */
+export function serializeEntry(entry: Entry): string {
+  return `${JSON.stringify(entry, null, 2)}\n`
+}
+
+/** The fields only the registry sets; everything else in an entry is the writer's. */
+export function isKnownField(key: string): boolean {
+  return KNOWN_FIELDS.has(key)
+}

@@ -1,0 +1,35 @@
+/** Stable string codes carried by every {@link RegistryError}; callers `switch` on them. */
+export type RegistryErrorCode =
+  /** Another process (or this one) holds the workspace lock. */
+  | 'E_LOCKED'
+  /** An entry file is unreadable as an entry (bad JSON, wrong shape, too large, not a regular file). */
+  | 'E_CORRUPT'
+  /** The registry folder is a symlink, writable by others, or owned by another user. */
+  | 'E_UNSAFE_DIR'
+  /** An argument is malformed (bad cwd, bad pid, bad id). */
+  | 'E_INVALID'
+  /** No home folder to place the default registry in. */
+  | 'E_NO_HOME'
+  /** The process to act on belongs to another user. */
+  | 'E_PERM'
+  /** The requested entry does not exist. */
+  | 'E_NOT_FOUND'
+
+/** The one error class of the library: expected failures carry a `code`, a message naming the fix, and details. */
+export class RegistryError extends Error {
+  readonly code: RegistryErrorCode
+  /** Extra facts about the failure (for `E_LOCKED`: the `holder`). */
+  readonly details: Record<string, unknown>
+
+  constructor(code: RegistryErrorCode, message: string, details: Record<string, unknown> = {}, options?: ErrorOptions) {
+    super(message, options)
+    this.name = 'RegistryError'
+    this.code = code
+    this.details = details
+  }
+}
+
+/** True for an fs error with one of the given codes. */
+export function isErrno(error: unknown, ...codes: string[]): error is NodeJS.ErrnoException {
+  return error instanceof Error && codes.includes((error as NodeJS.ErrnoException).code ?? '')
+}

@@ -1,0 +1,56 @@
+import type { Entry } from './entry.js'
+import type { ProcessProbe } from './identity.js'
+import { isRunning, type Verdict } from './status.js'
+
+/** One readable file of a workspace: the canonical `<id>.json` or a legacy `<id>-<pid>.json`. */
+export interface Candidate {
+  /** File name inside the registry folder. */
+  file: string
+  /** True for the legacy per-process layout. */
+  legacy: boolean
+  bytes: Buffer
+  entry: Entry
+  mtimeMs: number
+  verdict: Verdict
+}
+
+function rank(candidate: Candidate): number {
+  if (isRunning(candidate.verdict.status)) return 3
+  if (candidate.verdict.status === 'idle') return 2
+  return 1
+}
+
+/**
+ * The file that speaks for a workspace when several do: a running owner beats an idle row beats a
+ * dead one; among equals the canonical file wins, then the newest `startedAt`, then the newest write.
+ */
+export function pickWinner(candidates: readonly Candidate[]): Candidate | undefined {
+  let best: Candidate | undefined
+  for (const candidate of candidates) {
+    if (!best || compare(candidate, best) > 0) best = candidate
+  }
+  return best
+}
+
+function compare(a: Candidate, b: Candidate): number {
+  return (
+    rank(a) - rank(b) ||
+    Number(!a.legacy) - Number(!b.legacy) ||
+    a.entry.startedAt.localeCompare(b.entry.startedAt) ||
+    a.entry.updatedAt.localeCompare(b.entry.updatedAt) ||
+    a.file.localeCompare(b.file)
+  )
+}
+
+/**
+ * The canonical form of a legacy winner. A running owner judged by its start time gets its start
+ * identity recorded now, so later judgements no longer depend on clocks.
+ */
+export function upgradeLegacy(entry: Entry, probe: ProcessProbe | null, bootId: string | null): Entry {
+  const upgraded: Entry = { ...entry, version: 1 }
+  if (probe?.state === 'running' && upgraded.pidStartTime === null && probe.startTime !== null) {
+    upgraded.pidStartTime = probe.startTime
+    upgraded.bootId ??= bootId
+  }
+  return upgraded
+}

@@ -1,0 +1,125 @@
+import { statSync } from 'node:fs'
+import { homedir } from 'node:os'
+import { join, sep } from 'node:path'
+import type { Entry } from './entry.js'
+import { hostName, inspectProcess, platform, type ProcessProbe } from './identity.js'
+
+/** The one classification of an entry (DESIGN.md §2). */
+export type Status = 'idle' | 'alive' | 'orphan' | 'dead' | 'gone' | 'unknown'
+
+/** Why an entry has its status, when that is not self-evident. */
+export type StatusReason =
+  | 'exited'
+  | 'zombie'
+  | 'pid-reused'
+  | 'rebooted'
+  | 'cwd-missing'
+  | 'in-trash'
+  | 'marker-missing'
+  | 'foreign-host'
+  | 'foreign-pid-namespace'
+  | 'identity-unreadable'
+
+/** A status and its reason. */
+export interface Verdict {
+  status: Status
+  reason: StatusReason | null
+}
+
+/** Statuses that `read` and `list` delete on sight. */
+export function isPrunable(status: Status): boolean {
+  return status === 'dead' || status === 'gone'
+}
+
+/** Statuses whose process is (or may be) running: never pruned. */
+export function isRunning(status: Status): boolean {
+  return status === 'alive' || status === 'orphan' || status === 'unknown'
+}
+
+// btime has one-second resolution and start ticks 10 ms: a legacy owner can seem to start this much after its own write.
+const LEGACY_START_SLACK_MS = 2000
+
+/**
+ * What one judgement needs about this machine, computed once and reused across the entries of a list
+ * (probes are cached per pid, so entries sharing an owner cost one /proc read).
+ */
+export class Judge {
+  readonly host = hostName()
+  readonly bootId = platform.bootId()
+  readonly pidNamespace = platform.pidNamespace()
+  readonly trashDirs: string[]
+  readonly #probes = new Map<number, ProcessProbe>()
+
+  /** @param marker file that must exist inside a workspace root for it to count as present */
+  constructor(readonly marker?: string) {
+    this.trashDirs = trashDirs()
+  }
+
+  probe(pid: number): ProcessProbe {
+    let probe = this.#probes.get(pid)
+    if (!probe) {
+      probe = inspectProcess(pid)
+      this.#probes.set(pid, probe)
+    }
+    return probe
+  }
+
+  /** Why a workspace root does not count as present, or null when it does. */
+  workspaceMissing(cwd: string): StatusReason | null {
+    const stat = statSync(cwd, { throwIfNoEntry: false })
+    if (!stat?.isDirectory()) return 'cwd-missing'
+    if (this.trashDirs.some((trash) => cwd.startsWith(trash))) return 'in-trash'
+    if (this.marker && !statSync(join(cwd, this.marker), { throwIfNoEntry: false })) return 'marker-missing'
+    return null
+  }
+
+  /** Classify `entry`; `writtenMs` (file mtime) helps judge legacy entries without a start identity. */
+  judge(entry: Entry, writtenMs?: number): Verdict {
+    if (entry.host !== this.host) return { status: 'unknown', reason: 'foreign-host' }
+    if (entry.pidNamespace && this.pidNamespace && entry.pidNamespace !== this.pidNamespace) {
+      return { status: 'unknown', reason: 'foreign-pid-namespace' }
+    }
+    if (entry.pid === 0) {
+      const missing = this.workspaceMissing(entry.cwd)
+      return missing ? { status: 'gone', reason: missing } : { status: 'idle', reason: null }
+    }
+    if (entry.bootId && this.bootId && entry.bootId !== this.bootId) return { status: 'dead', reason: 'rebooted' }
+    const probe = this.probe(entry.pid)
+    if (probe.state === 'gone') return { status: 'dead', reason: 'exited' }
+    if (probe.state === 'zombie') return { status: 'dead', reason: 'zombie' }
+    if (probe.state === 'hidden') return { status: 'unknown', reason: 'identity-unreadable' }
+    if (entry.pidStartTime !== null) {
+      if (probe.startTime === null) return { status: 'unknown', reason: 'identity-unreadable' }
+      if (probe.startTime !== entry.pidStartTime) return { status: 'dead', reason: 'pid-reused' }
+    } else if (probe.startedAtMs !== null) {
+      const written = Math.max(Date.parse(entry.updatedAt), writtenMs ?? 0)
+      if (probe.startedAtMs > written + LEGACY_START_SLACK_MS) return { status: 'dead', reason: 'pid-reused' }
+    }
+    const missing = this.workspaceMissing(entry.cwd)
+    return missing ? { status: 'orphan', reason: missing } : { status: 'alive', reason: null }
+  }
+}
+
+function trashDirs(): string[] {
+  const dirs: string[] = []
+  let home = process.env.HOME ?? ''
+  try {
+    home ||= homedir()
+  } catch {
+    // no home: only XDG_DATA_HOME can name a Trash
+  }
+  const dataHome = process.env.XDG_DATA_HOME || (home && join(home, '.local', 'share'))
+  if (dataHome) dirs.push(join(dataHome, 'Trash') + sep)
+  if (home && process.platform === 'darwin') dirs.push(join(home, '.Trash') + sep)
+  return dirs
+}
+
+/** Classify one entry on its own, with the reason (a fresh {@link Judge}; lists share one). */
+export function classify(entry: Entry, options: { marker?: string } = {}): Verdict {
+  return new Judge(options.marker).judge(entry)
+}
+
+/** The status of one entry (DESIGN.md §2): idle, alive, orphan, dead, gone or unknown. */
+export function status(entry: Entry, options: { marker?: string } = {}): Status {
+  return classify(entry, options).status
+}

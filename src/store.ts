@@ -1,0 +1,212 @@
+import { randomBytes } from 'node:crypto'
+import {
+  closeSync, constants, fstatSync, fsyncSync, linkSync, lstatSync, mkdirSync, openSync, readSync, renameSync, unlinkSync, writeSync,
+} from 'node:fs'
+import { join } from 'node:path'
+import { MAX_ENTRY_BYTES } from './entry.js'
+import { RegistryError, isErrno } from './errors.js'
+import { QUARANTINE_DIR } from './paths.js'
+
+/** One entry file as read from disk. */
+export type FileRead =
+  | { kind: 'ok'; bytes: Buffer; mtimeMs: number }
+  | { kind: 'missing' }
+  | { kind: 'corrupt'; problem: string; mtimeMs: number | null }
+
+// O_NOFOLLOW: a symlinked entry is corrupt, never followed. O_NONBLOCK: a planted FIFO cannot hang a reader.
+const READ_FLAGS = constants.O_RDONLY | (constants.O_NOFOLLOW ?? 0) | (constants.O_NONBLOCK ?? 0)
+const shared = Buffer.allocUnsafe(64 * 1024)
+
+/** Read one entry file without following links, refusing non-regular and oversized files. */
+export function readEntryFile(path: string): FileRead {
+  let fd: number
+  try {
+    fd = openSync(path, READ_FLAGS)
+  } catch (error) {
+    if (isErrno(error, 'ENOENT')) return { kind: 'missing' }
+    if (isErrno(error, 'ELOOP', 'EMLINK')) return { kind: 'corrupt', problem: 'is a symlink', mtimeMs: lstatMtime(path) }
+    return { kind: 'corrupt', problem: `cannot be opened (${(error as NodeJS.ErrnoException).code})`, mtimeMs: lstatMtime(path) }
+  }
+  try {
+    const stat = fstatSync(fd)
+    if (!stat.isFile()) return { kind: 'corrupt', problem: 'is not a regular file', mtimeMs: stat.mtimeMs }
+    if (stat.size > MAX_ENTRY_BYTES) return { kind: 'corrupt', problem: `is larger than ${MAX_ENTRY_BYTES} bytes`, mtimeMs: stat.mtimeMs }
+    const target = stat.size < shared.length ? shared : Buffer.allocUnsafe(MAX_ENTRY_BYTES + 1)
+    let length = 0
+    for (;;) {
+      const n = readSync(fd, target, length, target.length - length, null)
+      if (n === 0) break
+      length += n
+      if (length > MAX_ENTRY_BYTES) return { kind: 'corrupt', problem: `is larger than ${MAX_ENTRY_BYTES} bytes`, mtimeMs: stat.mtimeMs }
+      if (length === target.length) break
+    }
+    return { kind: 'ok', bytes: Buffer.from(target.subarray(0, length)), mtimeMs: stat.mtimeMs }
+  } catch (error) {
+    return { kind: 'corrupt', problem: `cannot be read (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`, mtimeMs: null }
+  } finally {
+    closeSync(fd)
+  }
+}
+
+function lstatMtime(path: string): number | null {
+  try {
+    return lstatSync(path).mtimeMs
+  } catch {
+    return null
+  }
+}
+
+let counter = 0
+/** A private name next to `name` that the registry ignores: `<name>.<suffix>`. */
+export function tempName(name: string, purpose = 'tmp'): string {
+  counter = (counter + 1) % 0x7fffffff
+  return `${name}.${purpose}-${process.pid}-${counter}-${randomBytes(4).toString('hex')}`
+}
+
+function writeTemp(dir: string, name: string, data: string): string {
+  const temp = join(dir, tempName(name))
+  const fd = openSync(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600)
+  try {
+    writeSync(fd, data)
+    fsyncSync(fd)
+  } catch (error) {
+    closeSync(fd)
+    unlinkQuiet(temp)
+    throw error
+  }
+  closeSync(fd)
+  return temp
+}
+
+/** Replace `dir/name` atomically: temp file in the same folder, fsync, rename. Readers never see a torn file. */
+export function writeAtomic(dir: string, name: string, data: string): void {
+  const temp = writeTemp(dir, name, data)
+  try {
+    renameSync(temp, join(dir, name))
+  } catch (error) {
+    unlinkQuiet(temp)
+    throw error
+  }
+}
+
+/** Create `dir/name` only if nothing is there (link fails on an existing name); false when something was. */
+export function createExclusive(dir: string, name: string, data: string): boolean {
+  const temp = writeTemp(dir, name, data)
+  try {
+    linkSync(temp, join(dir, name))
+    return true
+  } catch (error) {
+    if (isErrno(error, 'EEXIST')) return false
+    throw error
+  } finally {
+    unlinkQuiet(temp)
+  }
+}
+
+/** What a compare-and-delete did. */
+export type DeleteOutcome = 'deleted' | 'changed' | 'missing' | 'read-only'
+
+/**
+ * Delete `dir/name` only if it still holds exactly `judged`. POSIX has no conditional unlink, so
+ * the file is renamed aside, compared, and linked back when a newer version was taken by mistake;
+ * `link` fails if a still newer write landed meanwhile, and then that write stands.
+ */
+export function compareAndDelete(dir: string, name: string, judged: Buffer): DeleteOutcome {
+  const path = join(dir, name)
+  const aside = join(dir, tempName(name, 'cad'))
+  try {
+    renameSync(path, aside)
+  } catch (error) {
+    if (isErrno(error, 'ENOENT')) return 'missing'
+    if (isErrno(error, 'EACCES', 'EPERM', 'EROFS')) return 'read-only'
+    throw error
+  }
+  const taken = readEntryFile(aside)
+  if (taken.kind === 'ok' && taken.bytes.equals(judged)) {
+    unlinkQuiet(aside)
+    return 'deleted'
+  }
+  try {
+    linkSync(aside, path)
+  } catch (error) {
+    if (!isErrno(error, 'EEXIST')) {
+      // Could not put it back: leave it under the aside name rather than lose it; try a plain rename.
+      try {
+        renameSync(aside, path)
+      } catch {
+        return 'changed'
+      }
+      return 'changed'
+    }
+  }
+  unlinkQuiet(aside)
+  return 'changed'
+}
+
+/** Unlink, ignoring a file that is already gone; other failures (read-only folder) return false. */
+export function unlinkQuiet(path: string): boolean {
+  try {
+    unlinkSync(path)
+    return true
+  } catch {
+    return false
+  }
+}
+
+/** Move a corrupt file into `.quarantine/` (never deleted); returns the new path or null when it could not. */
+export function quarantine(dir: string, name: string): string | null {
+  const folder = join(dir, QUARANTINE_DIR)
+  try {
+    mkdirSync(folder, { mode: 0o700 })
+  } catch (error) {
+    if (!isErrno(error, 'EEXIST')) return null
+  }
+  // Never move files through a symlinked quarantine folder: it could point anywhere.
+  const stat = lstatSync(folder, { throwIfNoEntry: false })
+  if (!stat || !stat.isDirectory() || stat.isSymbolicLink()) return null
+  const target = join(folder, `${name}.${new Date().toISOString().replace(/[:.]/g, '-')}-${randomBytes(3).toString('hex')}`)
+  try {
+    renameSync(join(dir, name), target)
+    return target
+  } catch {
+    return null
+  }
+}
+
+/** Remove a writer's temp file once it is older than `maxAgeMs` (a crashed writer's debris). */
+export function sweepTemp(dir: string, name: string, now: number, maxAgeMs: number, dryRun: boolean): boolean {
+  const path = join(dir, name)
+  const stat = lstatSync(path, { throwIfNoEntry: false })
+  if (!stat || now - stat.mtimeMs < maxAgeMs || stat.isDirectory()) return false
+  return dryRun || unlinkQuiet(path)
+}
+
+/** A problem with the registry folder itself. */
+export function dirProblem(dir: string): string | null {
+  const stat = lstatSync(dir, { throwIfNoEntry: false })
+  if (!stat) return null
+  if (stat.isSymbolicLink()) return `is a symlink: point the registry at the real folder (${dir} → its target) instead`
+  if (!stat.isDirectory()) return 'is not a folder: remove it or choose another registry folder'
+  if (process.platform === 'win32') return null
+  const uid = process.getuid?.()
+  if (uid !== undefined && stat.uid !== uid && stat.uid !== 0) {
+    return `is owned by uid ${stat.uid}, not by you (uid ${uid}) or root: use a folder of your own`
+  }
+  if ((stat.mode & 0o022) !== 0) {
+    return `is writable by group or others (mode ${(stat.mode & 0o777).toString(8)}): run chmod 700 ${JSON.stringify(dir)}`
+  }
+  return null
+}
+
+/** Refuse a folder someone else could feed entries through (E_UNSAFE_DIR); false when it does not exist. */
+export function checkDir(dir: string): boolean {
+  const problem = dirProblem(dir)
+  if (problem) throw new RegistryError('E_UNSAFE_DIR', `Registry folder ${dir} ${problem}.`, { dir })
+  return lstatSync(dir, { throwIfNoEntry: false }) !== undefined
+}
+
+/** Create the registry folder (mode 0700) when missing, then check it is safe. */
+export function ensureDir(dir: string): void {
+  if (!lstatSync(dir, { throwIfNoEntry: false })) mkdirSync(dir, { recursive: true, mode: 0o700 })
+  checkDir(dir)
+}
