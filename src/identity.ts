@@ -73,7 +73,8 @@ export function parseProcStat(text: string): { state: string; startTicks: string
   return { state, startTicks }
 }
 
-function createLinux(): Platform {
+/** Linux: start ticks from /proc/<pid>/stat, boot id, PID namespace. */
+export function createLinuxPlatform(): Platform {
   const bootTimeMs = once(() => {
     const match = /^btime (\d+)$/m.exec(readText('/proc/stat') ?? '')
     return match ? Number(match[1]) * 1000 : null
@@ -117,9 +118,11 @@ function createLinux(): Platform {
   return { hasStartIdentity: true, inspect, bootId, pidNamespace }
 }
 
-// Platforms without /proc: existence is all that can be known without a native addon or a
-// subprocess per pid, so entries there carry no start identity and are never called dead on a guess.
-function createPortable(): Platform {
+/**
+ * Platforms without /proc: existence is all that can be known without a native addon or a
+ * subprocess per pid, so entries there carry no start identity and are never called dead on a guess.
+ */
+export function createPortablePlatform(): Platform {
   return {
     hasStartIdentity: false,
     inspect: (pid) => (signalProbe(pid) === 'exists' ? { state: 'running', startTime: null, startedAtMs: null } : GONE),
@@ -129,7 +132,7 @@ function createPortable(): Platform {
 }
 
 /** The platform this process runs on. */
-export const platform: Platform = process.platform === 'linux' ? createLinux() : createPortable()
+export const platform: Platform = process.platform === 'linux' ? createLinuxPlatform() : createPortablePlatform()
 
 /** Inspect `pid`; pids ≤ 0 are never probed (kill(0) and kill(-1) address groups, not a process). */
 export function inspectProcess(pid: number): ProcessProbe {

@@ -1,0 +1,72 @@
+import { mkdirSync, symlinkSync } from 'node:fs'
+import { join, relative } from 'node:path'
+import { describe, expect, it } from 'vitest'
+import { RegistryError } from '../src/errors.js'
+import { canonicalCwd, defaultRegistryDir, registryDirEnvName, workspaceId } from '../src/paths.js'
+import { Registry } from '../src/registry.js'
+import { tempDir } from './helpers.js'
+
+describe('workspaceId', () => {
+  it('matches the golden values of DESIGN.md', () => {
+    expect(workspaceId('/Users/dan/projects/foo')).toBe('726a213943fe1d41')
+    expect(workspaceId('/Users/dan/projects/bar')).toBe('45675b631d01125f')
+  })
+
+  it('is one id for a symlink, a relative path and a trailing slash to the same folder', () => {
+    const root = tempDir()
+    const real = join(root, 'real')
+    mkdirSync(real)
+    symlinkSync(real, join(root, 'link'))
+    const id = workspaceId(real)
+    expect(workspaceId(join(root, 'link'))).toBe(id)
+    expect(workspaceId(`${real}/`)).toBe(id)
+    expect(workspaceId(relative(process.cwd(), real))).toBe(id)
+    expect(canonicalCwd(join(root, 'link') + '/')).toBe(real)
+  })
+
+  it('keeps the lexical path of a folder that does not exist', () => {
+    expect(canonicalCwd('/no/such/dir/')).toBe('/no/such/dir')
+    expect(canonicalCwd('/')).toBe('/')
+  })
+
+  it('refuses an empty path and NUL bytes with E_INVALID', () => {
+    expect(() => canonicalCwd('')).toThrow(RegistryError)
+    expect(() => workspaceId('/a\0b')).toThrow(/NUL/)
+  })
+})
+
+describe('defaultRegistryDir', () => {
+  it('prefers <APP>_REGISTRY_DIR, upper-casing the app and mapping other characters to _', () => {
+    expect(registryDirEnvName('my-app.v2')).toBe('MY_APP_V2_REGISTRY_DIR')
+    expect(defaultRegistryDir('my-app.v2', { MY_APP_V2_REGISTRY_DIR: '/x/reg', XDG_STATE_HOME: '/s', HOME: '/h' })).toBe('/x/reg')
+  })
+
+  it('then $XDG_STATE_HOME/<app>/workspaces, then ~/.local/state/<app>/workspaces', () => {
+    expect(defaultRegistryDir('tool', { XDG_STATE_HOME: '/s', HOME: '/h' })).toBe('/s/tool/workspaces')
+    expect(defaultRegistryDir('tool', { HOME: '/h' })).toBe('/h/.local/state/tool/workspaces')
+  })
+
+  it('ignores a relative XDG_STATE_HOME and refuses a relative override', () => {
+    expect(defaultRegistryDir('tool', { XDG_STATE_HOME: 'rel', HOME: '/h' })).toBe('/h/.local/state/tool/workspaces')
+    expect(() => defaultRegistryDir('tool', { TOOL_REGISTRY_DIR: 'rel/dir' })).toThrow(/not an absolute path/)
+    expect(() => new Registry({ dir: 'relative' })).toThrow(RegistryError)
+  })
+
+  it('keeps a "[" in HOME literally (no globbing)', () => {
+    expect(defaultRegistryDir('tool', { HOME: '/home/[x]' })).toBe('/home/[x]/.local/state/tool/workspaces')
+  })
+
+  it('fails with E_NO_HOME when there is no home and no override', () => {
+    const original = process.env.HOME
+    try {
+      // os.homedir() falls back to the passwd entry when HOME is empty, so only a relative one proves the check.
+      expect(() => defaultRegistryDir('tool', { HOME: 'not/absolute' })).toThrow(expect.objectContaining({ code: 'E_NO_HOME' }))
+    } finally {
+      process.env.HOME = original
+    }
+  })
+
+  it('refuses app names that are not folder names', () => {
+    expect(() => defaultRegistryDir('../evil', {})).toThrow(expect.objectContaining({ code: 'E_INVALID' }))
+  })
+})
