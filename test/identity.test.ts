@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process'
+import { readFileSync } from 'node:fs'
 import { describe, expect, it } from 'vitest'
 import { captureIdentity, createPortablePlatform, inspectProcess, parseProcStat, platform } from '../src/identity.js'
 import { deadPid, exited, sleeper, stdoutOf, track, waitFor } from './helpers.js'
@@ -37,10 +38,13 @@ describe('inspectProcess', () => {
 
   it('tells a zombie from a running process', async () => {
     if (!linux) return
-    // `sleep 30` becomes the parent of the backgrounded `true` and never reaps it.
-    const parent = track(spawn('sh', ['-c', 'true & echo $!; exec sleep 30'], { stdio: ['ignore', 'pipe', 'ignore'] }))
+    // After the exec, `sleep 30` is the parent of the background sleep and never reaps it once killed.
+    const parent = track(spawn('sh', ['-c', 'sleep 30 & echo $!; exec sleep 30'], { stdio: ['ignore', 'pipe', 'ignore'] }))
     const out = stdoutOf(parent)
     const pid = Number(await waitFor(() => out().trim()))
+    expect(inspectProcess(pid).state).toBe('running')
+    await waitFor(() => readFileSync(`/proc/${parent.pid}/cmdline`, 'latin1').startsWith('sleep'), 5000, 'exec')
+    process.kill(pid, 'SIGKILL')
     await waitFor(() => inspectProcess(pid).state === 'zombie', 5000, 'zombie')
     parent.kill('SIGKILL')
     await exited(parent)

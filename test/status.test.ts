@@ -118,11 +118,13 @@ describe('the liveness truth table', () => {
     if (!linux) return
     const { dir, ws } = sandbox()
     const registry = new Registry({ dir })
-    const parent = track(spawn('sh', ['-c', 'sleep 5 & echo $!; exec sleep 30'], { stdio: ['ignore', 'pipe', 'ignore'] }))
+    // After the exec, `sleep 30` is the parent of the background sleep and never reaps it once killed.
+    const parent = track(spawn('sh', ['-c', 'sleep 30 & echo $!; exec sleep 30'], { stdio: ['ignore', 'pipe', 'ignore'] }))
     const out = stdoutOf(parent)
     const pid = Number(await waitFor(() => out().trim()))
     await registry.write({ cwd: ws, pid })
-    track(spawn('kill', ['-9', String(pid)]))
+    await waitFor(() => readFileSync(`/proc/${parent.pid}/cmdline`, 'latin1').startsWith('sleep'), 5000, 'exec')
+    process.kill(pid, 'SIGKILL')
     await waitFor(async () => (await statusOf(registry, ws))?.reason === 'zombie', 5000, 'zombie status')
   })
 
