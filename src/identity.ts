@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process'
 import { closeSync, openSync, readFileSync, readlinkSync, readSync } from 'node:fs'
 import { hostname } from 'node:os'
 import { isErrno } from './errors.js'
@@ -159,4 +160,19 @@ export function captureIdentity(pid: number): ProcessIdentity {
 /** The host name entries written here carry. */
 export function hostName(): string {
   return hostname()
+}
+
+/** The process group of `pid` (Linux: `/proc/<pid>/stat` field 5; elsewhere `ps`), or null when it cannot be read. */
+export function processGroup(pid: number): number | null {
+  if (!Number.isSafeInteger(pid) || pid <= 0) return null
+  if (process.platform === 'linux') {
+    const text = readText(`/proc/${pid}/stat`)
+    const close = text?.lastIndexOf(')') ?? -1
+    if (!text || close < 0) return null
+    const group = Number(text.slice(close + 2).split(' ')[2])
+    return Number.isSafeInteger(group) && group > 0 ? group : null
+  }
+  const result = spawnSync('ps', ['-o', 'pgid=', '-p', String(pid)], { encoding: 'utf8' })
+  const group = Number(result.stdout?.trim())
+  return result.status === 0 && Number.isSafeInteger(group) && group > 0 ? group : null
 }
