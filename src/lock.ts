@@ -100,7 +100,7 @@ export async function acquireLock(dir: string, cwd: string, options: LockOptions
     if (server) return hold(server, dir, id)
     const remaining = deadline - Date.now()
     if (remaining <= 0) {
-      const holder = lockHolder(dir, id)
+      const holder = await holderOf(dir, id)
       const by = holder ? ` by pid ${holder.pid}${holder.pid === process.pid ? ' (this process)' : ''} on ${holder.host} since ${holder.since}` : ''
       throw new RegistryError('E_LOCKED', `Workspace ${canonical} is locked${by}: wait for it to finish, or pass waitMs / --wait.`, {
         cwd: canonical,
@@ -109,6 +109,18 @@ export async function acquireLock(dir: string, cwd: string, options: LockOptions
     }
     // Jitter keeps a crowd of waiters from retrying in lockstep.
     await sleep(Math.min(remaining, delay * (0.5 + Math.random())))
+  }
+}
+
+// A winner writes its side file right after binding; a loser of a close race may look in between.
+const SIDE_FILE_PATIENCE_MS = 100
+
+async function holderOf(dir: string, id: string): Promise<LockHolder | undefined> {
+  const deadline = Date.now() + SIDE_FILE_PATIENCE_MS
+  for (;;) {
+    const holder = lockHolder(dir, id)
+    if (holder || Date.now() >= deadline) return holder
+    await sleep(5)
   }
 }
 

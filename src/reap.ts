@@ -1,7 +1,7 @@
 import { removeOwned } from './claim.js'
 import type { Entry } from './entry.js'
 import { RegistryError, isErrno } from './errors.js'
-import { inspectProcess, processGroup } from './identity.js'
+import { groupAlive, inspectProcess, processGroup } from './identity.js'
 import { Judge } from './status.js'
 
 /** Options of {@link reapEntry}. */
@@ -80,12 +80,12 @@ export async function reapEntry(dir: string, marker: string | undefined, entry: 
     const probe = inspectProcess(pid)
     if (probe.state === 'gone' || probe.state === 'zombie') {
       // The leader's pid cannot be reused while its group lives on, so the group is still the one we checked.
-      return group && groupExists(pid) ? 'same' : 'gone'
+      return group && groupAlive(pid) ? 'same' : 'gone'
     }
     if (probe.state === 'hidden' || probe.startTime !== pinned) return 'other'
     return 'same'
   }
-  const alive = (): boolean => (group ? groupExists(pid) : identify() === 'same')
+  const alive = (): boolean => (group ? groupAlive(pid) : identify() === 'same')
   const send = (signal: NodeJS.Signals): 'sent' | 'gone' | 'other' => {
     const now = identify()
     if (now !== 'same') return now
@@ -126,13 +126,4 @@ function checkGroup(pid: number): true {
   }
   if (processGroup(process.pid) === pid) throw new RegistryError('E_INVALID', `Refusing to signal process group ${pid}: this process is in it.`)
   return true
-}
-
-function groupExists(pgid: number): boolean {
-  try {
-    process.kill(-pgid, 0)
-    return true
-  } catch (error) {
-    return isErrno(error, 'EPERM')
-  }
 }
