@@ -2,7 +2,7 @@ import { appendFileSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fork } from 'node:child_process'
 import { describe, expect, it } from 'vitest'
-import { Registry, RegistryError } from '../src/index.js'
+import { Registry, RegistryError, diagnose } from '../src/index.js'
 import { lockState } from '../src/lock.js'
 import { workspaceId } from '../src/paths.js'
 import { FIXTURES, sandbox, start, until } from './children.js'
@@ -77,6 +77,17 @@ console.log('held')\n`)
     expect(await lockState(dir, id)).toBe('held')
     await release()
     expect(await lockState(dir, id)).toBe('free')
+  })
+
+  it('shows up in doctor as held, and as a leftover record once the holder was killed', async () => {
+    const { dir, cwd } = sandbox()
+    const registry = new Registry({ dir })
+    const holder = start('lock-holder.mjs', ['hold', dir, cwd])
+    await holder.next()
+    expect((await diagnose(registry)).findings).toMatchObject([{ kind: 'lock-held', message: expect.stringContaining(`pid ${holder.pid}`) }])
+    holder.process.kill('SIGKILL')
+    await holder.ended
+    expect((await diagnose(registry)).findings).toMatchObject([{ kind: 'stale-lock-file', severity: 'note' }])
   })
 
   it('has exactly one winner in each of 50 rounds among 8 processes', async () => {
