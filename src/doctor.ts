@@ -1,5 +1,6 @@
 import { chmodSync, lstatSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
+import { LOCK_FILE_NAME, lockHolder, lockState } from './lock.js'
 import { ENTRY_NAME, QUARANTINE_DIR } from './paths.js'
 import type { Registry } from './registry.js'
 import { dirProblem } from './store.js'
@@ -9,7 +10,7 @@ export interface Finding {
   /** `problem` makes `wsreg doctor` fail; `note` is worth knowing but needs no action. */
   severity: 'problem' | 'note'
   /** Stable kind, for scripts. */
-  kind: 'unsafe-dir' | 'file-mode' | 'corrupt' | 'dead' | 'stale-temp' | 'orphan' | 'unknown' | 'quarantined' | 'missing-dir'
+  kind: 'unsafe-dir' | 'file-mode' | 'corrupt' | 'dead' | 'stale-temp' | 'orphan' | 'unknown' | 'quarantined' | 'missing-dir' | 'lock-held' | 'stale-lock-file'
   /** What is wrong, in a sentence. */
   message: string
   /** The file or folder concerned. */
@@ -68,6 +69,18 @@ async function findProblems(registry: Registry): Promise<Finding[]> {
       findings.push({ severity: 'problem', kind: 'orphan', message: `pid ${row.pid} still runs but its workspace ${row.cwd} is gone (${row.reason}); stop it with \`wsreg reap ${row.id}\``, path: row.path, fixable: false })
     } else if (row.status === 'unknown') {
       findings.push({ severity: 'note', kind: 'unknown', message: `entry of ${row.cwd} cannot be judged here (${row.reason}); it is kept`, path: row.path, fixable: false })
+    }
+  }
+  for (const name of readdirSync(dir)) {
+    const id = LOCK_FILE_NAME.exec(name)?.[1]
+    if (!id) continue
+    // Asked by connecting, never by binding: a doctor must not take a lock from under a starting tool.
+    const state = await lockState(dir, id)
+    const holder = lockHolder(dir, id)
+    if (state === 'held') {
+      findings.push({ severity: 'note', kind: 'lock-held', message: `workspace lock is held${holder ? ` by pid ${holder.pid} since ${holder.since}` : ''}`, path: join(dir, name), fixable: false })
+    } else if (state === 'free') {
+      findings.push({ severity: 'note', kind: 'stale-lock-file', message: 'holder record left by a lock holder that was killed; harmless, the next holder replaces it', path: join(dir, name), fixable: false })
     }
   }
   for (const name of quarantinedNames(dir)) {

@@ -14,6 +14,8 @@ export type RegistryErrorCode =
   | 'E_PERM'
   /** The requested entry does not exist. */
   | 'E_NOT_FOUND'
+  /** This platform has no kernel-held lock the library can use without a native addon. */
+  | 'E_UNSUPPORTED'
 
 /** The one error class of the library: expected failures carry a `code`, a message naming the fix, and details. */
 export class RegistryError extends Error {

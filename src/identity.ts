@@ -1,4 +1,5 @@
-import { closeSync, openSync, readFileSync, readlinkSync, readSync } from 'node:fs'
+import { spawnSync } from 'node:child_process'
+import { closeSync, openSync, readdirSync, readFileSync, readlinkSync, readSync } from 'node:fs'
 import { hostname } from 'node:os'
 import { isErrno } from './errors.js'
 
@@ -162,4 +163,49 @@ export function captureIdentity(pid: number): ProcessIdentity {
 /** The host name entries written here carry. */
 export function hostName(): string {
   return hostname()
+}
+
+/** The process group of `pid` (Linux: `/proc/<pid>/stat` field 5; elsewhere `ps`), or null when it cannot be read. */
+export function processGroup(pid: number): number | null {
+  if (!Number.isSafeInteger(pid) || pid <= 0) return null
+  if (process.platform === 'linux') {
+    const text = readText(`/proc/${pid}/stat`)
+    const close = text?.lastIndexOf(')') ?? -1
+    if (!text || close < 0) return null
+    const group = Number(text.slice(close + 2).split(' ')[2])
+    return Number.isSafeInteger(group) && group > 0 ? group : null
+  }
+  const result = spawnSync('ps', ['-o', 'pgid=', '-p', String(pid)], { encoding: 'utf8' })
+  const group = Number(result.stdout?.trim())
+  return result.status === 0 && Number.isSafeInteger(group) && group > 0 ? group : null
+}
+
+/**
+ * Whether process group `pgid` still has a member that is not a zombie. Zombies count for kill(-pgid, 0), and an
+ * init that never reaps (common in containers) would keep a dead group "alive" forever, so Linux scans /proc.
+ */
+export function groupAlive(pgid: number): boolean {
+  if (process.platform === 'linux') {
+    let names: string[]
+    try {
+      names = readdirSync('/proc')
+    } catch {
+      names = []
+    }
+    for (const name of names) {
+      if (!/^\d+$/.test(name)) continue
+      const text = readText(`/proc/${name}/stat`)
+      const close = text?.lastIndexOf(')') ?? -1
+      if (!text || close < 0) continue
+      const [state, , group] = text.slice(close + 2).split(' ')
+      if (Number(group) === pgid && state !== 'Z' && state !== 'X') return true
+    }
+    if (names.length > 0) return false
+  }
+  try {
+    process.kill(-pgid, 0)
+    return true
+  } catch (error) {
+    return isErrno(error, 'EPERM')
+  }
 }

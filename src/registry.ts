@@ -7,6 +7,9 @@ import { captureIdentity, inspectProcess } from './identity.js'
 import { pickWinner, upgradeLegacy, type Candidate } from './legacy.js'
 import { ENTRY_NAME, ID_PATTERN, TEMP_NAME, absoluteDir, canonicalCwd, defaultRegistryDir, idOfCanonical } from './paths.js'
 import { Judge, isPrunable, type Status, type StatusReason } from './status.js'
+import { claimWorkspace, type Claim, type ClaimInput } from './claim.js'
+import { acquireLock, type LockOptions } from './lock.js'
+import { reapEntry, type ReapOptions, type ReapResult } from './reap.js'
 import { checkDir, compareAndDelete, createExclusive, ensureDir, quarantine, readEntryFile, sweepTemp, writeAtomic } from './store.js'
 
 /** Options of a {@link Registry}. */
@@ -464,6 +467,32 @@ export class Registry {
       result.report.push({ id: upgraded.id, cwd: upgraded.cwd, path: join(this.dir, winner.file), reason: 'legacy-migrated' })
     }
     return migrated
+  }
+
+  /** Live entries whose workspace is gone: folder missing, in the Trash, or the configured marker missing. */
+  async orphans(): Promise<EntryRow[]> {
+    return (await this.listInfo()).filter((row): row is EntryRow => row.status === 'orphan')
+  }
+
+  /**
+   * Take the exclusive, kernel-held lock of workspace `cwd` (freed at once if this process dies, even by SIGKILL).
+   * Resolves to `release()`; throws `E_LOCKED` with `details.holder` ({ pid, host, since }, when known) if held.
+   */
+  async lock(cwd: string, options: LockOptions = {}): Promise<() => Promise<void>> {
+    const held = await acquireLock(this.dir, cwd, options)
+    return () => held.release()
+  }
+
+  /** Stop the process of a workspace (SIGTERM, grace, SIGKILL; identity re-checked before each signal) and delete its entry. */
+  async reap(cwdOrEntry: string | Entry, options: ReapOptions = {}): Promise<ReapResult> {
+    const entry = typeof cwdOrEntry === 'string' ? await this.read(cwdOrEntry) : cwdOrEntry
+    if (!entry) throw new RegistryError('E_NOT_FOUND', `No workspace ${canonicalCwd(cwdOrEntry as string)} in ${this.dir}: see \`wsreg ls\`.`)
+    return reapEntry(this.dir, this.marker, entry, options)
+  }
+
+  /** Write an entry owned by this process (or `input.pid`) and remove it on exit; see {@link Claim}. */
+  async claim(input: ClaimInput): Promise<Claim> {
+    return claimWorkspace(this, input)
   }
 
   #delete(candidate: Candidate, reason: PruneReason, options: ScanOptions, result: ScanResult): void {

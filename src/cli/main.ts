@@ -13,6 +13,10 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   rm: async () => (await import('./maintain.js')).rm,
   prune: async () => (await import('./maintain.js')).prune,
   doctor: async () => (await import('./maintain.js')).doctor,
+  run: async () => (await import('./process.js')).run,
+  lock: async () => (await import('./process.js')).lock,
+  reap: async () => (await import('./process.js')).reap,
+  orphans: async () => (await import('./process.js')).orphans,
 }
 
 const GLOBAL_OPTIONS = {

@@ -1,0 +1,102 @@
+import { join } from 'node:path'
+import { onExit } from 'signal-exit'
+import { parseEntry, type Entry } from './entry.js'
+import { RegistryError } from './errors.js'
+import type { Registry, WriteInput } from './registry.js'
+import { compareAndDelete, readEntryFile } from './store.js'
+
+/** What {@link Registry.claim} records, and how it cleans up. */
+export interface ClaimInput extends WriteInput {
+  /**
+   * Remove the entry when this process exits (normally, by an uncaught exception, or by SIGINT, SIGTERM or SIGHUP).
+   * @default true when `pid` is this process, false when claiming on behalf of another process
+   */
+  cleanupOnExit?: boolean
+}
+
+/** What {@link Claim.update} may change. */
+export interface ClaimPatch {
+  name?: string
+  url?: string
+  meta?: Record<string, unknown>
+}
+
+/** A workspace entry this process owns until it exits or calls {@link Claim.release}. */
+export interface Claim {
+  /** The entry as last written. */
+  readonly entry: Entry
+  /** Rewrite the entry with `patch`; throws `E_LOCKED` when another process has claimed the workspace since. */
+  update(patch: ClaimPatch): Promise<Entry>
+  /** Remove the entry if it is still ours, and stop watching for exit; true when something was removed. */
+  release(): Promise<boolean>
+}
+
+/** True when `a` and `b` were written for the same process (pid, start identity, boot and host). */
+export function sameOwner(a: Entry, b: Entry): boolean {
+  return a.pid === b.pid && a.pidStartTime === b.pidStartTime && a.bootId === b.bootId && a.host === b.host
+}
+
+/** The entry file of `owner`'s workspace as it is now, when it still belongs to `owner`. */
+function readOwned(dir: string, owner: Entry): { bytes: Buffer; entry: Entry } | 'missing' | 'other' {
+  const read = readEntryFile(join(dir, `${owner.id}.json`))
+  if (read.kind === 'missing') return 'missing'
+  if (read.kind !== 'ok') return 'other'
+  const parsed = parseEntry(read.bytes.toString('utf8'), owner.id)
+  if (!parsed.ok || !sameOwner(parsed.entry, owner)) return 'other'
+  return { bytes: read.bytes, entry: parsed.entry }
+}
+
+/**
+ * Delete the entry of `owner`'s workspace only while it still names that same process: a successor's
+ * entry, written after ours, is never removed. Synchronous, so it can run in an exit handler.
+ */
+export function removeOwned(dir: string, owner: Entry): boolean {
+  const current = readOwned(dir, owner)
+  if (typeof current === 'string') return false
+  return compareAndDelete(dir, `${owner.id}.json`, current.bytes) === 'deleted'
+}
+
+/** Write `input` as this process's claim on a workspace, and remove it again on exit (see {@link ClaimInput.cleanupOnExit}). */
+export async function claimWorkspace(registry: Registry, input: ClaimInput): Promise<Claim> {
+  const { cleanupOnExit, ...write } = input ?? ({} as ClaimInput)
+  let entry = await registry.write(write)
+  let stopWatching: (() => void) | undefined
+  if (cleanupOnExit ?? entry.pid === process.pid) {
+    // signal-exit re-raises the signal after the callback (when nobody else handles it), so the process still ends as it would have.
+    stopWatching = onExit(() => {
+      try {
+        removeOwned(registry.dir, entry)
+      } catch {
+        // Exiting anyway: a leftover entry is pruned by the next list once the process is gone.
+      }
+    })
+  }
+  let released = false
+  return {
+    get entry() {
+      return entry
+    },
+    async update(patch) {
+      if (released) throw new RegistryError('E_INVALID', `The claim on ${entry.cwd} was released: claim it again before updating.`)
+      if (readOwned(registry.dir, entry) === 'other') {
+        throw new RegistryError('E_LOCKED', `Workspace ${entry.cwd} has been claimed by another process since; this claim no longer owns it.`, {
+          cwd: entry.cwd,
+        })
+      }
+      entry = await registry.write({
+        cwd: entry.cwd,
+        pid: entry.pid,
+        name: patch.name ?? entry.name,
+        url: 'url' in patch ? patch.url : entry.url,
+        meta: 'meta' in patch ? patch.meta : entry.meta,
+      })
+      return entry
+    },
+    async release() {
+      if (released) return false
+      released = true
+      stopWatching?.()
+      return removeOwned(registry.dir, entry)
+    },
+  }
+}

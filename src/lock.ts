@@ -1,0 +1,187 @@
+import { createHash } from 'node:crypto'
+import { realpathSync } from 'node:fs'
+import { connect, createServer, type Server } from 'node:net'
+import { userInfo } from 'node:os'
+import { join } from 'node:path'
+import { RegistryError, isErrno } from './errors.js'
+import { hostName, inspectProcess } from './identity.js'
+import { canonicalCwd, idOfCanonical } from './paths.js'
+import { compareAndDelete, ensureDir, readEntryFile, writeAtomic } from './store.js'
+
+/** Who holds a workspace lock, as far as its side file tells. */
+export interface LockHolder {
+  pid: number
+  host: string
+  /** When the holder took the lock (ISO-8601 UTC). */
+  since: string
+}
+
+/** Options of {@link acquireLock}. */
+export interface LockOptions {
+  /**
+   * How long to keep retrying, with backoff, while another holder has the lock.
+   * @default 0 (fail at once)
+   */
+  waitMs?: number
+}
+
+/** A lock this process holds. */
+export interface HeldLock {
+  /** Give the lock up; safe to call more than once. */
+  release(): Promise<void>
+}
+
+/** Name of the side file that records the holder of workspace `id` (ignored by the entry scanner). */
+export const LOCK_FILE = (id: string): string => `${id}.lock`
+/** Side files as found in the registry folder. */
+export const LOCK_FILE_NAME = /^([0-9a-f]{16})\.lock$/
+
+const MAX_BACKOFF_MS = 250
+
+function realDir(dir: string): string {
+  try {
+    return realpathSync.native(dir)
+  } catch {
+    return dir
+  }
+}
+
+/**
+ * The kernel object that is the lock of workspace `id` in registry `dir`, or null when this platform has none.
+ * Linux: an abstract-namespace unix socket (freed by the kernel when its last descriptor closes, even on SIGKILL).
+ * The namespace is shared by all users of a network namespace, so the uid is part of the name.
+ * Windows: a named pipe, which the kernel likewise frees with its process.
+ */
+export function lockAddress(dir: string, id: string): string | null {
+  const key = createHash('sha256').update(`${realDir(dir)}\0${id}`).digest('hex').slice(0, 32)
+  if (process.platform === 'linux') return `\0wsreg-lock/${process.getuid?.() ?? 0}/${key}`
+  if (process.platform === 'win32') {
+    const user = createHash('sha256').update(userInfo().username).digest('hex').slice(0, 8)
+    return `\\\\?\\pipe\\wsreg-lock-${user}-${key}`
+  }
+  return null
+}
+
+/** Bind the lock's address: a server when we got it, null when someone (this process included) holds it. */
+function bind(address: string): Promise<Server | null> {
+  return new Promise((resolve, reject) => {
+    // A probe (see lockState) connects and is hung up on at once.
+    const server = createServer((socket) => socket.destroy())
+    server.once('error', (error) => (isErrno(error, 'EADDRINUSE') ? resolve(null) : reject(error)))
+    server.listen({ path: address, exclusive: true }, () => {
+      server.unref() // a held lock never keeps the process alive
+      resolve(server)
+    })
+  })
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms))
+}
+
+/** Take the exclusive lock of workspace `cwd` in registry `dir`; throws `E_LOCKED` (with the holder when known) when held. */
+export async function acquireLock(dir: string, cwd: string, options: LockOptions = {}): Promise<HeldLock> {
+  const waitMs = options.waitMs ?? 0
+  if (!Number.isFinite(waitMs) || waitMs < 0) {
+    throw new RegistryError('E_INVALID', `Invalid waitMs ${String(waitMs)}: pass a number of milliseconds ≥ 0.`)
+  }
+  const canonical = canonicalCwd(cwd)
+  const id = idOfCanonical(canonical)
+  const address = lockAddress(dir, id)
+  if (address === null) {
+    throw new RegistryError(
+      'E_UNSUPPORTED',
+      `Workspace locks need an abstract unix socket (Linux) or a named pipe (Windows); ${process.platform} has neither, and a lock file would need a staleness guess. See docs/decisions.md.`,
+    )
+  }
+  const deadline = Date.now() + waitMs
+  for (let delay = 5; ; delay = Math.min(delay * 2, MAX_BACKOFF_MS)) {
+    const server = await bind(address)
+    if (server) return hold(server, dir, id)
+    const remaining = deadline - Date.now()
+    if (remaining <= 0) {
+      const holder = await holderOf(dir, id)
+      const by = holder ? ` by pid ${holder.pid}${holder.pid === process.pid ? ' (this process)' : ''} on ${holder.host} since ${holder.since}` : ''
+      throw new RegistryError('E_LOCKED', `Workspace ${canonical} is locked${by}: wait for it to finish, or pass waitMs / --wait.`, {
+        cwd: canonical,
+        holder,
+      })
+    }
+    // Jitter keeps a crowd of waiters from retrying in lockstep.
+    await sleep(Math.min(remaining, delay * (0.5 + Math.random())))
+  }
+}
+
+// A winner writes its side file right after binding; a loser of a close race may look in between.
+const SIDE_FILE_PATIENCE_MS = 100
+
+async function holderOf(dir: string, id: string): Promise<LockHolder | undefined> {
+  const deadline = Date.now() + SIDE_FILE_PATIENCE_MS
+  for (;;) {
+    const holder = lockHolder(dir, id)
+    if (holder || Date.now() >= deadline) return holder
+    await sleep(5)
+  }
+}
+
+function hold(server: Server, dir: string, id: string): HeldLock {
+  const record = `${JSON.stringify({ pid: process.pid, host: hostName(), since: new Date().toISOString(), pidStartTime: inspectProcess(process.pid).startTime })}\n`
+  let wrote = false
+  try {
+    ensureDir(dir)
+    writeAtomic(dir, LOCK_FILE(id), record)
+    wrote = true
+  } catch {
+    // The side file only improves messages; a read-only registry still locks.
+  }
+  let released: Promise<void> | undefined
+  return {
+    release() {
+      released ??= new Promise((resolve) => {
+        // Drop the side file while still holding, and only if it is still ours.
+        if (wrote) {
+          try {
+            compareAndDelete(dir, LOCK_FILE(id), Buffer.from(record))
+          } catch {
+            // the kernel lock is what counts
+          }
+        }
+        server.close(() => resolve())
+      })
+      return released
+    },
+  }
+}
+
+/** The holder recorded in the side file of workspace `id`, if that process still runs; the file never decides who holds the lock. */
+export function lockHolder(dir: string, id: string): LockHolder | undefined {
+  const read = readEntryFile(join(dir, LOCK_FILE(id)))
+  if (read.kind !== 'ok') return undefined
+  let value: unknown
+  try {
+    value = JSON.parse(read.bytes.toString('utf8'))
+  } catch {
+    return undefined
+  }
+  const record = value as Partial<LockHolder> & { pidStartTime?: unknown }
+  if (!Number.isSafeInteger(record.pid) || typeof record.host !== 'string' || typeof record.since !== 'string') return undefined
+  // A side file left by a SIGKILLed holder names a dead (or reused) pid: say nothing rather than something false.
+  const probe = inspectProcess(record.pid as number)
+  if (probe.state !== 'running' && probe.state !== 'hidden') return undefined
+  if (typeof record.pidStartTime === 'string' && probe.startTime !== null && probe.startTime !== record.pidStartTime) return undefined
+  return { pid: record.pid as number, host: record.host, since: record.since }
+}
+
+/** Whether workspace `id` is locked right now, asked without taking the lock (a connect, which the holder hangs up on). */
+export function lockState(dir: string, id: string): Promise<'held' | 'free' | 'unsupported'> {
+  const address = lockAddress(dir, id)
+  if (address === null) return Promise.resolve('unsupported')
+  return new Promise((resolve) => {
+    const socket = connect({ path: address })
+    socket.once('connect', () => {
+      socket.destroy()
+      resolve('held')
+    })
+    socket.once('error', () => resolve('free'))
+  })
+}
