@@ -15,3 +15,5 @@ export {
   type WriteInput,
 } from './registry.js'
 export { diagnose, type Diagnosis, type Finding } from './doctor.js'
+export { RegistryWatcher, type RegistryWatcherEvents, type WatchOptions } from './watch.js'
+export type { ChangeEvent, DownEvent, DownReason, ReadyEvent, RegistryEvent, UpEvent, WatchedEntry, ErrorEvent } from './transition.js'
