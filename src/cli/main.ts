@@ -13,6 +13,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   rm: async () => (await import('./maintain.js')).rm,
   prune: async () => (await import('./maintain.js')).prune,
   doctor: async () => (await import('./maintain.js')).doctor,
+  watch: async () => (await import('./watch.js')).watch,
 }
 
 const GLOBAL_OPTIONS = {
