@@ -18,3 +18,6 @@ export { diagnose, type Diagnosis, type Finding } from './doctor.js'
 export { type LockHolder, type LockOptions } from './lock.js'
 export { type ReapOptions, type ReapOutcome, type ReapResult } from './reap.js'
 export { type Claim, type ClaimInput, type ClaimPatch } from './claim.js'
+
+export { RegistryWatcher, type RegistryWatcherEvents, type WatchOptions } from './watch.js'
+export type { ChangeEvent, DownEvent, DownReason, ReadyEvent, RegistryEvent, UpEvent, WatchedEntry, ErrorEvent } from './transition.js'

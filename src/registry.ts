@@ -11,6 +11,7 @@ import { claimWorkspace, type Claim, type ClaimInput } from './claim.js'
 import { acquireLock, type LockOptions } from './lock.js'
 import { reapEntry, type ReapOptions, type ReapResult } from './reap.js'
 import { checkDir, compareAndDelete, createExclusive, ensureDir, quarantine, readEntryFile, sweepTemp, writeAtomic } from './store.js'
+import { RegistryWatcher, type WatchOptions } from './watch.js'
 
 /** Options of a {@link Registry}. */
 export interface RegistryOptions {
@@ -320,6 +321,15 @@ export class Registry {
   /** Delete dead and gone entries, fold legacy files, quarantine corrupt files, sweep stale temp files. */
   async prune(options: { dryRun?: boolean } = {}): Promise<PruneReport> {
     return this.#scan({ prune: true, dryRun: options.dryRun ?? false, quarantine: true }).report
+  }
+
+  /**
+   * Watch the folder: `up`, `down` (with a reason), `change`, `ready` and `error` events, also as an
+   * async iterable. Works before the folder exists; never prunes. Close it with `close()` or `signal`.
+   */
+  watch(options: WatchOptions = {}): RegistryWatcher {
+    checkDir(this.dir)
+    return new RegistryWatcher({ dir: this.dir, marker: this.marker }, options)
   }
 
   /** Entry files of `id`: the canonical one first, then legacy ones (needs a folder scan). */

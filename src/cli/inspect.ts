@@ -4,15 +4,18 @@ import { entryTable, formatUptime, printJson, statusWord } from './output.js'
 
 /** `wsreg ls`: the workspaces, as a table or JSON. */
 export const ls: Command = {
-  usage: 'wsreg ls [--all] [--probe] [--no-prune] [--json]',
+  usage: 'wsreg ls [--all] [--probe] [--no-prune] [--json] [--watch [--interval MS]]',
   summary: 'list workspaces (dead ones are pruned as they are seen)',
   options: {
     all: { type: 'boolean', short: 'a' },
     probe: { type: 'boolean' },
     'no-prune': { type: 'boolean' },
+    watch: { type: 'boolean', short: 'w' },
+    interval: { type: 'string' },
   },
   async run(context) {
     expectPositionals(context, 0, 0, ls.usage)
+    if (context.values.watch) return (await import('./watch.js')).watchTable(context)
     const registry = await context.registry()
     const rows = await registry.listInfo({
       all: Boolean(context.values.all),

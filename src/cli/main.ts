@@ -17,6 +17,8 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   lock: async () => (await import('./process.js')).lock,
   reap: async () => (await import('./process.js')).reap,
   orphans: async () => (await import('./process.js')).orphans,
+
+  watch: async () => (await import('./watch.js')).watch,
 }
 
 const GLOBAL_OPTIONS = {

@@ -1,0 +1,382 @@
+import { EventEmitter } from 'node:events'
+import { lstatSync, readdirSync, watch, type FSWatcher } from 'node:fs'
+import { dirname, join } from 'node:path'
+import { parseEntry, type Entry } from './entry.js'
+import { RegistryError, isErrno } from './errors.js'
+import { pickWinner, type Candidate } from './legacy.js'
+import { ENTRY_NAME, TEMP_NAME } from './paths.js'
+import { Judge, isRunning, type Verdict } from './status.js'
+import { dirProblem, readEntryFile } from './store.js'
+import { transition, type ChangeEvent, type DownEvent, type ReadyEvent, type RegistryEvent, type UpEvent, type WatchedEntry } from './transition.js'
+
+/** Options of {@link RegistryWatcher} (`registry.watch(options)`). */
+export interface WatchOptions {
+  /**
+   * How often owners are re-checked for liveness (a SIGKILLed owner touches no file), and, when
+   * polling, how often the folder is re-read.
+   * @default 2000
+   */
+  intervalMs?: number
+  /** Closes the watcher when aborted. */
+  signal?: AbortSignal
+  /**
+   * Report workspaces already running at start as `up` events (before `ready`).
+   * @default false
+   */
+  emitExisting?: boolean
+  /**
+   * Re-read the folder every `intervalMs` instead of using native file events (network and FUSE
+   * filesystems that deliver none). Chosen automatically when native events are unavailable.
+   * @default false
+   */
+  polling?: boolean
+  /**
+   * Keep the process alive while the watcher is open.
+   * @default true
+   */
+  persistent?: boolean
+}
+
+/** Event name → listener arguments of a {@link RegistryWatcher}. */
+export interface RegistryWatcherEvents {
+  ready: [event: ReadyEvent]
+  up: [event: UpEvent]
+  down: [event: DownEvent]
+  change: [event: ChangeEvent]
+  error: [error: Error]
+  close: []
+}
+
+interface Tracked {
+  entry: Entry
+  verdict: Verdict
+  /** File mtime, which judges legacy entries that carry no start identity. */
+  mtimeMs: number
+}
+
+// Sweeps judge this many entries per turn of the event loop, so file events are never held up long.
+const SWEEP_CHUNK = 500
+
+/**
+ * Watches one registry folder (one native watch on the folder, never one per file) and reports
+ * workspaces going up, down and changing. File events are only hints: each one re-reads the entry
+ * and diffs it against a snapshot; a periodic sweep re-judges liveness. Read-only: it never prunes.
+ */
+export class RegistryWatcher extends EventEmitter<RegistryWatcherEvents> implements AsyncIterable<RegistryEvent> {
+  /** The registry folder being watched. */
+  readonly dir: string
+  readonly #marker: string | undefined
+  readonly #intervalMs: number
+  readonly #emitExisting: boolean
+  readonly #persistent: boolean
+  readonly #signal: AbortSignal | undefined
+  #polling: boolean
+  readonly #snapshot = new Map<string, Tracked>()
+  readonly #legacyFiles = new Map<string, Set<string>>()
+  readonly #signatures = new Map<string, string>()
+  readonly #pending = new Set<string>()
+  #fsWatcher: FSWatcher | undefined
+  /** The folder, or while it is missing its nearest existing ancestor. */
+  #watchedPath: string | undefined
+  #dirIno: number | undefined
+  #unsafeReported = false
+  #checkDirSoon = false
+  #flushImmediate: NodeJS.Immediate | undefined
+  #startImmediate: NodeJS.Immediate | undefined
+  #timer: NodeJS.Timeout | undefined
+  #sweeping = false
+  #ready = false
+  #closed = false
+  readonly #onAbort = (): void => void this.close()
+
+  constructor(location: { dir: string; marker?: string | undefined }, options: WatchOptions = {}) {
+    super()
+    const intervalMs = options.intervalMs ?? 2000
+    if (!Number.isFinite(intervalMs) || intervalMs < 1) {
+      throw new RegistryError('E_INVALID', `Invalid intervalMs ${String(options.intervalMs)}: pass a number of milliseconds ≥ 1 (default 2000).`)
+    }
+    this.dir = location.dir
+    this.#marker = location.marker
+    this.#intervalMs = intervalMs
+    this.#emitExisting = options.emitExisting ?? false
+    this.#polling = options.polling ?? false
+    this.#persistent = options.persistent ?? true
+    this.#signal = options.signal
+    if (this.#signal?.aborted) {
+      this.#closed = true
+      return
+    }
+    this.#signal?.addEventListener('abort', this.#onAbort, { once: true })
+    // Start on a later turn so listeners (and iterators) attached right after watch() see `ready`.
+    this.#startImmediate = setImmediate(() => this.#start())
+  }
+
+  /** Stop watching; pending iterators end. Idempotent. */
+  async close(): Promise<void> {
+    if (this.#closed) return
+    this.#closed = true
+    this.#signal?.removeEventListener('abort', this.#onAbort)
+    this.#fsWatcher?.close()
+    this.#fsWatcher = undefined
+    clearInterval(this.#timer)
+    clearImmediate(this.#flushImmediate)
+    clearImmediate(this.#startImmediate)
+    this.emit('close')
+  }
+
+  /** Every event as a {@link RegistryEvent}; leaving the loop early closes the watcher. */
+  [Symbol.asyncIterator](): AsyncIterator<RegistryEvent> {
+    const queue: RegistryEvent[] = []
+    let wake: (() => void) | undefined
+    const push = (event: RegistryEvent): void => {
+      queue.push(event)
+      wake?.()
+    }
+    const onError = (error: Error): void => push({ type: 'error', error })
+    const onClose = (): void => wake?.()
+    const detach = (): void => {
+      for (const name of ['ready', 'up', 'down', 'change'] as const) this.off(name, push)
+      this.off('error', onError).off('close', onClose)
+    }
+    for (const name of ['ready', 'up', 'down', 'change'] as const) this.on(name, push)
+    this.on('error', onError).on('close', onClose)
+    return {
+      next: async () => {
+        while (queue.length === 0) {
+          if (this.#closed) {
+            detach()
+            return { done: true, value: undefined }
+          }
+          await new Promise<void>((resolve) => (wake = resolve))
+          wake = undefined
+        }
+        return { done: false, value: queue.shift() as RegistryEvent }
+      },
+      return: async () => {
+        detach()
+        await this.close()
+        return { done: true, value: undefined }
+      },
+    }
+  }
+
+  #start(): void {
+    this.#startImmediate = undefined
+    try {
+      this.#attach()
+      this.#reconcile(new Judge(this.#marker))
+    } catch (error) {
+      this.#fail(error)
+    }
+    const entries: WatchedEntry[] = []
+    for (const tracked of this.#snapshot.values()) {
+      const { status, reason } = tracked.verdict
+      if (isRunning(status) || status === 'idle') entries.push({ entry: tracked.entry, status, reason })
+      if (this.#emitExisting && isRunning(status)) this.emit('up', { type: 'up', entry: tracked.entry, status })
+    }
+    entries.sort((a, b) => (a.entry.name !== b.entry.name ? (a.entry.name < b.entry.name ? -1 : 1) : a.entry.cwd < b.entry.cwd ? -1 : 1))
+    this.#ready = true
+    this.#timer = setInterval(() => void this.#sweep(), this.#intervalMs)
+    if (!this.#persistent) this.#timer.unref()
+    if (!this.#closed) this.emit('ready', { type: 'ready', entries })
+  }
+
+  /** Watch the folder, or, while it does not exist, its nearest existing ancestor (to notice its creation). */
+  #attach(): void {
+    this.#fsWatcher?.close()
+    this.#fsWatcher = undefined
+    this.#watchedPath = undefined
+    const stat = lstatSync(this.dir, { throwIfNoEntry: false })
+    const problem = stat ? dirProblem(this.dir) : null
+    if (problem) {
+      // Entries from a folder others can write could make us report (and tools act on) planted owners.
+      if (!this.#unsafeReported) this.#fail(new RegistryError('E_UNSAFE_DIR', `Registry folder ${this.dir} ${problem}.`, { dir: this.dir }))
+      this.#unsafeReported = true
+    }
+    this.#dirIno = stat && !problem ? stat.ino : undefined
+    if (this.#polling) return
+    const target = this.#dirIno !== undefined ? this.dir : nearestExisting(this.dir)
+    if (target === undefined) return
+    try {
+      const watcher = watch(target, { persistent: this.#persistent }, (eventType, name) =>
+        target === this.dir ? this.#onFileEvent(eventType, name) : this.#onDirEvent(),
+      )
+      watcher.on('error', () => this.#onDirEvent())
+      this.#fsWatcher = watcher
+      this.#watchedPath = target
+    } catch (error) {
+      // No native events here (inotify watches exhausted, an exotic filesystem): poll instead.
+      if (!isErrno(error, 'ENOSPC', 'EMFILE', 'ENOSYS', 'EPERM', 'EACCES', 'EINVAL', 'ENOTSUP')) throw error
+      this.#polling = true
+    }
+  }
+
+  #onFileEvent(eventType: string, name: string | Buffer | null): void {
+    const file = typeof name === 'string' ? name : name?.toString('utf8')
+    const match = file === undefined ? null : ENTRY_NAME.exec(file)
+    if (file === undefined) {
+      this.#checkDirSoon = true // the kernel dropped the name (queue overflow): re-read everything
+    } else if (match) {
+      const id = match[1] as string
+      if (match[2] !== undefined) this.#legacyFileOf(id).add(file)
+      this.#pending.add(id)
+    } else if (eventType === 'rename' && !TEMP_NAME.test(file)) {
+      // Temp, lock and quarantine names are ignored; another rename may be the folder itself going away.
+      this.#checkDirSoon = true
+    } else {
+      return
+    }
+    this.#scheduleFlush()
+  }
+
+  #onDirEvent(): void {
+    this.#checkDirSoon = true
+    this.#scheduleFlush()
+  }
+
+  #scheduleFlush(): void {
+    if (this.#flushImmediate || this.#closed || !this.#ready) return
+    // One turn of the loop gathers a burst (temp write, rename) into one re-read per workspace.
+    this.#flushImmediate = setImmediate(() => {
+      this.#flushImmediate = undefined
+      try {
+        const judge = new Judge(this.#marker)
+        if (this.#checkDirSoon) {
+          this.#checkDirSoon = false
+          this.#checkFolder(judge)
+        }
+        const ids = [...this.#pending]
+        this.#pending.clear()
+        for (const id of ids) this.#refresh(id, judge)
+      } catch (error) {
+        this.#fail(error)
+      }
+    })
+  }
+
+  /** Notice the folder appearing, vanishing or being replaced, then re-read it all. */
+  #checkFolder(judge: Judge): void {
+    const ino = lstatSync(this.dir, { throwIfNoEntry: false })?.ino
+    if (ino !== this.#dirIno || (ino === undefined && !this.#polling && this.#watchedPath !== nearestExisting(this.dir))) this.#attach()
+    this.#reconcile(judge)
+  }
+
+  #legacyFileOf(id: string): Set<string> {
+    let files = this.#legacyFiles.get(id)
+    if (!files) this.#legacyFiles.set(id, (files = new Set()))
+    return files
+  }
+
+  /** Re-read the folder listing: every id that appeared or vanished is refreshed (and, polling, every changed file). */
+  #reconcile(judge: Judge): void {
+    let names: string[] = []
+    if (this.#dirIno !== undefined) {
+      try {
+        names = readdirSync(this.dir)
+      } catch (error) {
+        if (!isErrno(error, 'ENOENT', 'ENOTDIR')) throw error
+      }
+    }
+    const seen = new Set<string>()
+    const changed = new Set<string>()
+    const legacy = new Map<string, Set<string>>()
+    for (const name of names) {
+      const match = ENTRY_NAME.exec(name)
+      if (!match) continue
+      const id = match[1] as string
+      seen.add(id)
+      if (match[2] !== undefined) (legacy.get(id) ?? legacy.set(id, new Set()).get(id))?.add(name)
+      if (this.#polling && this.#ready) {
+        const stat = lstatSync(join(this.dir, name), { throwIfNoEntry: false })
+        const signature = stat ? `${stat.mtimeMs}:${stat.size}:${stat.ino}` : ''
+        if (this.#signatures.get(name) !== signature) changed.add(id)
+        this.#signatures.set(name, signature)
+      }
+    }
+    this.#legacyFiles.clear()
+    for (const [id, files] of legacy) this.#legacyFiles.set(id, files)
+    for (const id of seen) if (!this.#snapshot.has(id) || changed.has(id)) this.#refresh(id, judge)
+    for (const id of [...this.#snapshot.keys()]) if (!seen.has(id)) this.#refresh(id, judge)
+    if (this.#polling && !this.#ready) {
+      for (const name of names) {
+        const stat = ENTRY_NAME.test(name) ? lstatSync(join(this.dir, name), { throwIfNoEntry: false }) : undefined
+        if (stat) this.#signatures.set(name, `${stat.mtimeMs}:${stat.size}:${stat.ino}`)
+      }
+    }
+  }
+
+  /** Read the files of one workspace, pick the one that speaks for it, and report what changed. */
+  #refresh(id: string, judge: Judge): void {
+    if (this.#closed) return
+    const candidates: Candidate[] = []
+    const files = this.#dirIno === undefined ? [] : [`${id}.json`, ...(this.#legacyFiles.get(id) ?? [])]
+    for (const file of files) {
+      const legacy = file.length !== 21
+      const read = readEntryFile(join(this.dir, file))
+      if (read.kind !== 'ok') {
+        // A vanished file is an expected race; corrupt files are skipped, as list() does.
+        if (read.kind === 'missing' && legacy) this.#legacyFiles.get(id)?.delete(file)
+        continue
+      }
+      const parsed = parseEntry(read.bytes.toString('utf8'), id, { legacy, localHost: judge.host })
+      if (!parsed.ok) continue
+      candidates.push({ file, legacy, bytes: read.bytes, entry: parsed.entry, mtimeMs: read.mtimeMs, verdict: judge.judge(parsed.entry, read.mtimeMs) })
+    }
+    const winner = pickWinner(candidates)
+    this.#apply(id, winner && { entry: winner.entry, verdict: winner.verdict, mtimeMs: winner.mtimeMs }, judge)
+  }
+
+  #apply(id: string, next: Tracked | undefined, judge: Judge): void {
+    const previous = this.#snapshot.get(id)
+    if (next) this.#snapshot.set(id, next)
+    else this.#snapshot.delete(id)
+    if (!this.#ready) return
+    for (const event of transition(previous, next, (entry) => judge.judge(entry))) {
+      if (this.#closed) return
+      if (event.type === 'up') this.emit('up', event)
+      else if (event.type === 'down') this.emit('down', event)
+      else this.emit('change', event)
+    }
+  }
+
+  /** The periodic pass: the folder's existence, missed file events (or, polling, all changes), and every owner's liveness. */
+  async #sweep(): Promise<void> {
+    if (this.#sweeping || this.#closed) return
+    this.#sweeping = true
+    try {
+      const judge = new Judge(this.#marker)
+      this.#checkFolder(judge)
+      const ids = [...this.#snapshot.keys()]
+      for (let start = 0; start < ids.length; start += SWEEP_CHUNK) {
+        if (start > 0) {
+          await new Promise<void>((resolve) => setImmediate(resolve))
+          if (this.#closed) return
+        }
+        for (const id of ids.slice(start, start + SWEEP_CHUNK)) {
+          const tracked = this.#snapshot.get(id)
+          if (!tracked) continue
+          const verdict = judge.judge(tracked.entry, tracked.mtimeMs)
+          if (verdict.status !== tracked.verdict.status || verdict.reason !== tracked.verdict.reason) {
+            this.#apply(id, { ...tracked, verdict }, judge)
+          }
+        }
+      }
+    } catch (error) {
+      this.#fail(error)
+    } finally {
+      this.#sweeping = false
+    }
+  }
+
+  #fail(error: unknown): void {
+    if (this.#closed) return
+    this.emit('error', error instanceof Error ? error : new Error(String(error)))
+  }
+}
+
+function nearestExisting(path: string): string | undefined {
+  for (let current = dirname(path); ; current = dirname(current)) {
+    if (lstatSync(current, { throwIfNoEntry: false })?.isDirectory()) return current
+    if (dirname(current) === current) return undefined
+  }
+}
