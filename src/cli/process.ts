@@ -115,11 +115,11 @@ export const lock: Command = {
   },
 }
 
-function describe(result: ReapResult, entry: Entry): string {
+function describe(result: ReapResult, entry: Entry, entryKept: boolean): string {
   const verb = result.dryRun
     ? result.outcome === 'terminated' ? 'would stop' : `would remove (${result.outcome})`
     : result.outcome
-  return `${verb} pid ${result.pid} of ${entry.name} (${result.cwd})${!result.dryRun && !result.removed ? ' — entry kept' : ''}`
+  return `${verb} pid ${result.pid} of ${entry.name} (${result.cwd})${entryKept ? ' — entry kept' : ''}`
 }
 
 /** `wsreg reap`: stop what a workspace (or every orphan) left running, and remove its entry. */
@@ -148,7 +148,9 @@ export const reap: Command = {
     for (const entry of entries) {
       const result = await registry.reap(entry, options)
       results.push(result)
-      if (!context.json) context.output.out.write(`${describe(result, entry)}\n`)
+      // The owner's own exit hook may have removed the entry already: only a remaining one is worth a word.
+      const kept = !result.dryRun && !result.removed && (await registry.readId(result.id))?.pid === result.pid
+      if (!context.json) context.output.out.write(`${describe(result, entry, kept)}\n`)
     }
     if (context.json) printJson(context.output, all ? results : results[0])
     else if (all && results.length === 0) context.output.err.write(`No orphans in ${registry.dir}\n`)
