@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest'
 import { wantsColor } from '../src/cli/output.js'
 import { workspaceId } from '../src/paths.js'
 import { Registry } from '../src/registry.js'
-import { ROOT, exited, runCli, sandbox, sleeper } from './helpers.js'
+import { ROOT, runCli, sandbox, writeDeadEntry } from './helpers.js'
 
 async function populated() {
   const box = sandbox()
@@ -43,10 +43,7 @@ describe('wsreg ls', () => {
     const { dir, root, registry } = await populated()
     const deadWs = join(root, 'dead')
     mkdirSync(deadWs)
-    const child = sleeper()
-    await registry.write({ cwd: deadWs, pid: child.pid })
-    child.kill('SIGKILL')
-    await exited(child)
+    await writeDeadEntry(registry, deadWs)
     writeFileSync(join(dir, 'ffffffffffffffff.json'), 'nope', { mode: 0o600 })
     const before = readdirSync(dir).sort()
     const result = await runCli(['ls', '--all', '--no-prune', '--json', '--dir', dir])
@@ -121,10 +118,7 @@ describe('wsreg prune and doctor', () => {
     const { dir, root, registry } = await populated()
     const deadWs = join(root, 'dead')
     mkdirSync(deadWs)
-    const child = sleeper()
-    await registry.write({ cwd: deadWs, pid: child.pid })
-    child.kill('SIGKILL')
-    await exited(child)
+    await writeDeadEntry(registry, deadWs)
     const dry = await runCli(['prune', '--dry-run', '--json', '--dir', dir])
     expect(JSON.parse(dry.stdout)).toEqual([expect.objectContaining({ cwd: deadWs, reason: 'exited' })])
     expect(existsSync(join(dir, `${workspaceId(deadWs)}.json`))).toBe(true)

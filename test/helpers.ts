@@ -92,3 +92,11 @@ export function runCli(args: string[], options: { env?: NodeJS.ProcessEnv; cwd?:
     child.on('close', (code) => resolve({ code, stdout, stderr }))
   })
 }
+
+/** Write an entry for a real process, then SIGKILL it: a dead entry with a genuine identity. */
+export async function writeDeadEntry(registry: { write(input: { cwd: string; pid?: number }): Promise<unknown> }, cwd: string): Promise<void> {
+  const child = sleeper()
+  await registry.write({ cwd, pid: child.pid })
+  child.kill('SIGKILL')
+  await exited(child)
+}

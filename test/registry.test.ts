@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest'
 import { RegistryError } from '../src/errors.js'
 import { workspaceId } from '../src/paths.js'
 import { Registry } from '../src/registry.js'
-import { deadPid, exited, fixture, sandbox, sleeper, stdoutOf, tempDir, waitFor } from './helpers.js'
+import { deadPid, exited, fixture, sandbox, sleeper, stdoutOf, tempDir, waitFor, writeDeadEntry } from './helpers.js'
 
 describe('write', () => {
   it('creates the folder 0700 and a 0600 pretty JSON file named by the workspace id', async () => {
@@ -79,10 +79,7 @@ describe('register', () => {
   it('replaces a dead entry with an idle row', async () => {
     const { dir, ws } = sandbox()
     const registry = new Registry({ dir })
-    const child = sleeper()
-    await registry.write({ cwd: ws, pid: child.pid })
-    child.kill('SIGKILL')
-    await exited(child)
+    await writeDeadEntry(registry, ws)
     expect((await registry.register(ws)).pid).toBe(0)
   })
 })
@@ -165,10 +162,7 @@ describe('list', () => {
   it('still lists a read-only folder, filtering dead entries without deleting them', async () => {
     const { dir, ws } = sandbox()
     const registry = new Registry({ dir })
-    const child = sleeper()
-    await registry.write({ cwd: ws, pid: child.pid })
-    child.kill('SIGKILL')
-    await exited(child)
+    await writeDeadEntry(registry, ws)
     chmodSync(dir, 0o500)
     try {
       expect(await registry.list()).toEqual([])
@@ -186,10 +180,7 @@ describe('listInfo', () => {
     await registry.write({ cwd: ws })
     const deadWs = join(root, 'dead')
     mkdirSync(deadWs)
-    const child = sleeper()
-    await registry.write({ cwd: deadWs, pid: child.pid })
-    child.kill('SIGKILL')
-    await exited(child)
+    await writeDeadEntry(registry, deadWs)
     const rows = await registry.listInfo({ all: true, prune: false })
     expect(rows.map((row) => row.status)).toEqual(['alive', 'dead'])
     const [alive] = rows
@@ -262,10 +253,7 @@ describe('prune', () => {
   it('reports dead entries with reasons, quarantines corrupt files and sweeps old temp files', async () => {
     const { dir, ws } = sandbox()
     const registry = new Registry({ dir })
-    const child = sleeper()
-    await registry.write({ cwd: ws, pid: child.pid })
-    child.kill('SIGKILL')
-    await exited(child)
+    await writeDeadEntry(registry, ws)
     writeFileSync(join(dir, 'aaaaaaaaaaaaaaaa.json'), 'garbage', { mode: 0o600 })
     const temp = join(dir, 'bbbbbbbbbbbbbbbb.json.tmp-1-2-x')
     writeFileSync(temp, 'partial')

@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest'
 import type { Entry } from '../src/entry.js'
 import { Registry } from '../src/registry.js'
 import { classify } from '../src/status.js'
-import { FIXTURES, deadPid, exited, sandbox, sleeper, stdoutOf, track, waitFor } from './helpers.js'
+import { FIXTURES, deadPid, exited, sandbox, sleeper, stdoutOf, track, waitFor, writeDeadEntry } from './helpers.js'
 
 const linux = process.platform === 'linux'
 
@@ -87,10 +87,7 @@ describe('the liveness truth table', () => {
   it('dead: the owner exited; list deletes the entry', async () => {
     const { dir, ws } = sandbox()
     const registry = new Registry({ dir })
-    const child = sleeper()
-    await registry.write({ cwd: ws, pid: child.pid })
-    child.kill('SIGKILL')
-    await exited(child)
+    await writeDeadEntry(registry, ws)
     expect(await statusOf(registry, ws)).toEqual({ status: 'dead', reason: 'exited' })
     expect(await registry.read(ws)).toBeUndefined()
     expect(existsSync(registry.entryPath(ws))).toBe(false)

@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs'
 import type { ParseArgsConfig } from 'node:util'
-import type { Registry } from '../index.js'
+import type { Entry, Registry } from '../index.js'
 import type { Output } from './output.js'
 
 /** Exit codes of `wsreg` (DESIGN.md §5). */
@@ -49,4 +49,16 @@ export function parseTarget(argument: string | undefined, what = 'a workspace'):
 export function expectPositionals(context: CommandContext, min: number, max: number, usage: string): void {
   const n = context.positionals.length
   if (n < min || n > max) throw new UsageError(`Expected ${min === max ? min : `${min}–${max}`} argument(s). Usage: ${usage}`)
+}
+
+/** The entry a `<cwd|id>` argument names, or undefined when it is not registered. */
+export async function readTarget(registry: Registry, argument: string | undefined): Promise<Entry | undefined> {
+  const target = parseTarget(argument)
+  return 'id' in target ? registry.readId(target.id) : registry.read(target.cwd)
+}
+
+/** Say on stderr that `argument` names no workspace; the exit code for it. */
+export function notFound(context: CommandContext, registry: Registry, argument: string | undefined): number {
+  context.output.err.write(`No workspace ${argument} in ${registry.dir}\n`)
+  return EXIT.notFound
 }

@@ -1,5 +1,5 @@
 import { classify, type EntryInfo } from '../index.js'
-import { EXIT, expectPositionals, parseTarget, type Command } from './command.js'
+import { EXIT, expectPositionals, notFound, readTarget, type Command } from './command.js'
 import { entryTable, formatUptime, printJson, statusWord } from './output.js'
 
 /** `wsreg ls`: the workspaces, as a table or JSON. */
@@ -39,13 +39,9 @@ export const show: Command = {
   summary: 'show one workspace entry',
   async run(context) {
     expectPositionals(context, 1, 1, show.usage)
-    const target = parseTarget(context.positionals[0])
     const registry = await context.registry()
-    const entry = 'id' in target ? await registry.readId(target.id) : await registry.read(target.cwd)
-    if (!entry) {
-      context.output.err.write(`No workspace ${context.positionals[0]} in ${registry.dir}\n`)
-      return EXIT.notFound
-    }
+    const entry = await readTarget(registry, context.positionals[0])
+    if (!entry) return notFound(context, registry, context.positionals[0])
     const verdict = classify(entry, { marker: registry.marker })
     const row = { ...entry, status: verdict.status, reason: verdict.reason, path: registry.entryPath(entry.cwd) } as EntryInfo
     if (context.json) {

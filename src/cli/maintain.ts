@@ -1,5 +1,5 @@
 import { diagnose } from '../index.js'
-import { EXIT, expectPositionals, parseTarget, type Command } from './command.js'
+import { EXIT, expectPositionals, notFound, parseTarget, type Command } from './command.js'
 import { paint, printJson } from './output.js'
 
 /** `wsreg rm`: remove a workspace entry. */
@@ -12,10 +12,7 @@ export const rm: Command = {
     const registry = await context.registry()
     const removed = 'id' in target ? await registry.removeId(target.id) : await registry.remove(target.cwd)
     if (context.json) printJson(context.output, { removed })
-    if (!removed) {
-      context.output.err.write(`No workspace ${context.positionals[0]} in ${registry.dir}\n`)
-      return EXIT.notFound
-    }
+    if (!removed) return notFound(context, registry, context.positionals[0])
     if (!context.json) context.output.err.write(`Removed ${context.positionals[0]}\n`)
     return EXIT.ok
   },

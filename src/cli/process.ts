@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process'
 import { constants } from 'node:os'
 import { resolve } from 'node:path'
 import type { Claim, Entry, ReapResult } from '../index.js'
-import { EXIT, UsageError, expectPositionals, parseTarget, type Command, type CommandContext } from './command.js'
+import { EXIT, UsageError, expectPositionals, notFound, readTarget, type Command, type CommandContext } from './command.js'
 import { entryTable, printJson } from './output.js'
 
 // Signals a wrapper passes on, so the child decides how to end (SIGKILL and SIGSTOP cannot be caught).
@@ -136,12 +136,8 @@ export const reap: Command = {
     if (all) {
       entries = await registry.orphans()
     } else {
-      const target = parseTarget(context.positionals[0])
-      const entry = 'id' in target ? await registry.readId(target.id) : await registry.read(target.cwd)
-      if (!entry) {
-        context.output.err.write(`No workspace ${context.positionals[0]} in ${registry.dir}\n`)
-        return EXIT.notFound
-      }
+      const entry = await readTarget(registry, context.positionals[0])
+      if (!entry) return notFound(context, registry, context.positionals[0])
       entries = [entry]
     }
     const results: ReapResult[] = []
