@@ -37,8 +37,9 @@ describe('inspectProcess', () => {
 
   it('tells a zombie from a running process', async () => {
     if (!linux) return
-    // `sleep 30` becomes the parent of the backgrounded `true` and never reaps it.
-    const parent = track(spawn('sh', ['-c', 'true & echo $!; exec sleep 30'], { stdio: ['ignore', 'pipe', 'ignore'] }))
+    // `sleep 30` becomes the parent of the backgrounded child and never reaps it. The child must outlive
+    // the exec: dash reaps a job that already finished (`true &`) before it execs, leaving no zombie.
+    const parent = track(spawn('sh', ['-c', 'sleep 0.3 & echo $!; exec sleep 30'], { stdio: ['ignore', 'pipe', 'ignore'] }))
     const out = stdoutOf(parent)
     const pid = Number(await waitFor(() => out().trim()))
     await waitFor(() => inspectProcess(pid).state === 'zombie', 5000, 'zombie')
