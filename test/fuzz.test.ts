@@ -193,6 +193,9 @@ describe('deep nesting', () => {
     for (const n of [MAX_ENTRY_DEPTH + 1, 10_000, 1_000_000]) expect(nestingExceeds('['.repeat(n), MAX_ENTRY_DEPTH)).toBe(MAX_ENTRY_DEPTH)
     // Brackets inside strings (and escaped quotes) do not count.
     expect(nestingExceeds(`["${'['.repeat(1000)}\\"${'{'.repeat(1000)}"]`, MAX_ENTRY_DEPTH)).toBe(-1)
+    // An even run of backslashes does not escape the quote: the brackets after it count.
+    const text = String.raw`["a\\", [[1]]]`
+    expect(nestingExceeds(text, 2)).toBe(text.indexOf('[[') + 1)
   })
 })
 
