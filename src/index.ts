@@ -14,4 +14,4 @@ export {
   type RegistryOptions,
   type WriteInput,
 } from './registry.js'
-export { diagnose, type Diagnosis, type Finding } from './doctor.js'
+export { diagnose, type Diagnosis, type Finding, type FindingKind } from './doctor.js'
