@@ -14,7 +14,7 @@ export {
   type RegistryOptions,
   type WriteInput,
 } from './registry.js'
-export { diagnose, type Diagnosis, type Finding } from './doctor.js'
+export { diagnose, type Diagnosis, type Finding, type FindingKind } from './doctor.js'
 export { type LockHolder, type LockOptions } from './lock.js'
 export { type ReapOptions, type ReapOutcome, type ReapResult } from './reap.js'
 export { type Claim, type ClaimInput, type ClaimPatch } from './claim.js'

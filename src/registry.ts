@@ -1,6 +1,6 @@
 import { readdirSync } from 'node:fs'
 import { basename, join } from 'node:path'
-import { isKnownField, parseEntry, serializeEntry, type Entry } from './entry.js'
+import { entryTextProblem, isKnownField, parseEntry, serializeEntry, type Entry } from './entry.js'
 import { RegistryError, isErrno } from './errors.js'
 import { probeUrls, type Health } from './health.js'
 import { captureIdentity, inspectProcess } from './identity.js'
@@ -173,8 +173,17 @@ export class Registry {
     const cwd = canonicalCwd(input.cwd)
     const pid = input.pid ?? process.pid
     const entry = this.#compose(cwd, pid, input)
+    let text: string
+    try {
+      text = serializeEntry(entry)
+    } catch (error) {
+      throw new RegistryError('E_INVALID', `Invalid meta: it cannot be stored as JSON (${(error as Error).message}); pass plain, acyclic JSON data.`)
+    }
+    // A file every reader would call corrupt must not be written in the first place.
+    const problem = entryTextProblem(text)
+    if (problem) throw new RegistryError('E_INVALID', `The entry of ${cwd} ${problem}: keep meta small and shallow.`)
     ensureDir(this.dir)
-    writeAtomic(this.dir, `${entry.id}.json`, serializeEntry(entry))
+    writeAtomic(this.dir, `${entry.id}.json`, text)
     return entry
   }
 
@@ -309,7 +318,7 @@ export class Registry {
     for (const file of this.#filesOf(id)) {
       const read = readEntryFile(join(this.dir, file))
       if (read.kind !== 'ok') continue // corrupt files are never deleted, only quarantined by prune
-      const parsed = parseEntry(read.bytes.toString('utf8'), id, { legacy: file !== `${id}.json`, localHost: '' })
+      const parsed = parseEntry(read.bytes, id, { legacy: file !== `${id}.json`, localHost: '' })
       if (!parsed.ok) continue
       if (options.ifPid !== undefined && parsed.entry.pid !== options.ifPid) continue
       // A version written after our read is newer than this remove: it stands.
@@ -351,7 +360,7 @@ export class Registry {
     const file = `${id}.json`
     const read = readEntryFile(join(this.dir, file))
     if (read.kind !== 'ok') return undefined
-    const parsed = parseEntry(read.bytes.toString('utf8'), id)
+    const parsed = parseEntry(read.bytes, id)
     if (!parsed.ok) return undefined
     return { file, legacy: false, bytes: read.bytes, entry: parsed.entry, mtimeMs: read.mtimeMs, verdict: { status: 'unknown', reason: null } }
   }
@@ -424,7 +433,7 @@ export class Registry {
         result.corrupt.push({ id, file, problem: read.problem, mtimeMs: read.mtimeMs })
         continue
       }
-      const parsed = parseEntry(read.bytes.toString('utf8'), id, { legacy, localHost: judge.host })
+      const parsed = parseEntry(read.bytes, id, { legacy, localHost: judge.host })
       if (!parsed.ok) {
         result.corrupt.push({ id, file, problem: parsed.problem, mtimeMs: read.mtimeMs })
         continue

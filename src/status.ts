@@ -2,6 +2,7 @@ import { statSync } from 'node:fs'
 import { homedir } from 'node:os'
 import { join, sep } from 'node:path'
 import type { Entry } from './entry.js'
+import { isErrno } from './errors.js'
 import { hostName, inspectProcess, platform, type ProcessProbe } from './identity.js'
 
 /** The one classification of an entry (DESIGN.md §2). */
@@ -66,10 +67,9 @@ export class Judge {
 
   /** Why a workspace root does not count as present, or null when it does. */
   workspaceMissing(cwd: string): StatusReason | null {
-    const stat = statSync(cwd, { throwIfNoEntry: false })
-    if (!stat?.isDirectory()) return 'cwd-missing'
+    if (exists(cwd, true) === false) return 'cwd-missing'
     if (this.trashDirs.some((trash) => cwd.startsWith(trash))) return 'in-trash'
-    if (this.marker && !statSync(join(cwd, this.marker), { throwIfNoEntry: false })) return 'marker-missing'
+    if (this.marker && exists(join(cwd, this.marker), false) === false) return 'marker-missing'
     return null
   }
 
@@ -97,6 +97,20 @@ export class Judge {
     }
     const missing = this.workspaceMissing(entry.cwd)
     return missing ? { status: 'orphan', reason: missing } : { status: 'alive', reason: null }
+  }
+}
+
+/**
+ * Whether `path` exists (as a folder when `folder`): false only on proof of absence. A path that cannot
+ * exist (ENOTDIR, ENAMETOOLONG, ELOOP) is absent; one we may not look into (EACCES) might be there, so
+ * undefined, and an entry is never pruned on that guess.
+ */
+function exists(path: string, folder: boolean): boolean | undefined {
+  try {
+    const stat = statSync(path, { throwIfNoEntry: false })
+    return stat !== undefined && (!folder || stat.isDirectory())
+  } catch (error) {
+    return isErrno(error, 'ENOTDIR', 'ENAMETOOLONG', 'ELOOP') ? false : undefined
   }
 }
 

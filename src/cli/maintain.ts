@@ -45,7 +45,7 @@ export const prune: Command = {
 /** `wsreg doctor`: check the registry; `--fix` makes the safe repairs. */
 export const doctor: Command = {
   usage: 'wsreg doctor [--fix] [--json]',
-  summary: 'check the registry folder; --fix makes only the safe repairs',
+  summary: 'check the registry folder; --fix makes only the safe repairs (chmod, prune, quarantine, sweep)',
   options: { fix: { type: 'boolean' } },
   async run(context) {
     expectPositionals(context, 0, 0, doctor.usage)
@@ -56,6 +56,7 @@ export const doctor: Command = {
     } else {
       const { out } = context.output
       for (const line of diagnosis.fixed) out.write(`${paint(context.output, 'green', 'fixed')}    ${line}\n`)
+      if (context.values.fix && diagnosis.fixed.length === 0) context.output.err.write('Nothing needed a safe repair\n')
       for (const finding of diagnosis.findings) {
         const label = finding.severity === 'problem' ? paint(context.output, 'red', 'problem') : paint(context.output, 'dim', 'note   ')
         out.write(`${label}  ${finding.path}: ${finding.message}${finding.fixable ? ' [--fix repairs]' : ''}\n`)
