@@ -16,8 +16,11 @@ export interface ClaimInput extends WriteInput {
 
 /** What {@link Claim.update} may change. */
 export interface ClaimPatch {
+  /** New human label. */
   name?: string
+  /** New service endpoint (`undefined` removes it). */
   url?: string
+  /** New app-defined data (replaces the old). */
   meta?: Record<string, unknown>
 }
 

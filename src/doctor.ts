@@ -41,7 +41,9 @@ export interface Finding {
 
 /** The outcome of a checkup: findings, and with `fix` what was repaired. */
 export interface Diagnosis {
+  /** The registry folder that was checked. */
   dir: string
+  /** Everything found, problems and notes, after any repairs. */
   findings: Finding[]
   /** One line per repair made (or attempted and failed), in order. */
   fixed: string[]

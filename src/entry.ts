@@ -43,7 +43,19 @@ const ISO_UTC = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?Z$/
 const MAX_PID = 2 ** 31 - 1
 
 /** The outcome of parsing one entry file: an entry, or why it is not one. */
-export type ParseResult = { ok: true; entry: Entry } | { ok: false; problem: string }
+export type ParseResult =
+  | {
+      /** The text is a valid entry. */
+      ok: true
+      /** The entry, with defaults filled in and unknown fields kept. */
+      entry: Entry
+    }
+  | {
+      /** The text is not a valid entry. */
+      ok: false
+      /** What is wrong with it, in a few words. */
+      problem: string
+    }
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value)

@@ -19,6 +19,7 @@ export type RegistryErrorCode =
 
 /** The one error class of the library: expected failures carry a `code`, a message naming the fix, and details. */
 export class RegistryError extends Error {
+  /** Stable code to `switch` on. */
   readonly code: RegistryErrorCode
   /** Extra facts about the failure (for `E_LOCKED`: the `holder`). */
   readonly details: Record<string, unknown>

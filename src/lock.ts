@@ -10,13 +10,15 @@ import { compareAndDelete, ensureDir, readEntryFile, writeAtomic } from './store
 
 /** Who holds a workspace lock, as far as its side file tells. */
 export interface LockHolder {
+  /** Process holding the lock. */
   pid: number
+  /** Host name of the holder. */
   host: string
   /** When the holder took the lock (ISO-8601 UTC). */
   since: string
 }
 
-/** Options of {@link acquireLock}. */
+/** Options of `registry.lock()`. */
 export interface LockOptions {
   /**
    * How long to keep retrying, with backoff, while another holder has the lock.

@@ -4,7 +4,7 @@ import { RegistryError, isErrno } from './errors.js'
 import { groupAlive, inspectProcess, processGroup } from './identity.js'
 import { Judge } from './status.js'
 
-/** Options of {@link reapEntry}. */
+/** Options of `registry.reap()`. */
 export interface ReapOptions {
   /**
    * How long to wait after SIGTERM before sending SIGKILL, in ms.
@@ -31,12 +31,17 @@ export type ReapOutcome = 'terminated' | 'killed' | 'already-gone' | 'identity-m
 
 /** The result of reaping one workspace. */
 export interface ReapResult {
+  /** What happened to the process: `terminated` by SIGTERM, `killed` by SIGKILL, `already-gone`, or `identity-mismatch` (not signalled). */
   outcome: ReapOutcome
+  /** Workspace id. */
   id: string
+  /** Workspace root. */
   cwd: string
+  /** The pid the entry recorded. */
   pid: number
   /** True when the entry was deleted afterwards (false when a newer entry had replaced it, or with `dryRun`). */
   removed: boolean
+  /** True when nothing was signalled or deleted, only reported. */
   dryRun: boolean
 }
 

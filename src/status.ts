@@ -23,7 +23,9 @@ export type StatusReason =
 
 /** A status and its reason. */
 export interface Verdict {
+  /** One of the six statuses of the truth table. */
   status: Status
+  /** Why, when the status alone does not say (`exited`, `pid-reused`, `cwd-missing`, `foreign-host`, …). */
   reason: StatusReason | null
 }
 
@@ -128,7 +130,7 @@ function trashDirs(): string[] {
   return dirs
 }
 
-/** Classify one entry on its own, with the reason (a fresh {@link Judge}; lists share one). */
+/** Classify one entry on its own, with the reason (a list judges many entries with one shared cache). */
 export function classify(entry: Entry, options: { marker?: string } = {}): Verdict {
   return new Judge(options.marker).judge(entry)
 }

@@ -6,7 +6,9 @@ export type DownReason = 'removed' | 'exited' | 'pid-reused' | 'rebooted'
 
 /** One workspace as the watcher last saw it. */
 export interface WatchedEntry {
+  /** The entry as read. */
   entry: Entry
+  /** Its status when read. */
   status: Status
   /** Why the entry has its status (`cwd-missing`, `foreign-host`, …), or null. */
   reason: StatusReason | null
@@ -14,36 +16,51 @@ export interface WatchedEntry {
 
 /** The initial snapshot: the rows `list()` would show (running and idle), sorted by name then cwd. */
 export interface ReadyEvent {
+  /** Event type. */
   type: 'ready'
+  /** The rows `list()` would show at start. */
   entries: WatchedEntry[]
 }
 
 /** A workspace became running: a new owner, idle → alive, or a restart by another process. */
 export interface UpEvent {
+  /** Event type. */
   type: 'up'
+  /** The entry of the new owner. */
   entry: Entry
+  /** `alive`, or `orphan`/`unknown` for a process that runs without its folder or cannot be judged. */
   status: Status
 }
 
 /** A running workspace stopped running; `entry` is the last version seen while it ran. */
 export interface DownEvent {
+  /** Event type. */
   type: 'down'
+  /** The last version seen while it ran. */
   entry: Entry
+  /** `removed`, `exited`, `pid-reused` or `rebooted`. */
   reason: DownReason
 }
 
 /** Same owner (or no owner), other fields or a status that is neither up nor down; null = no row. */
 export interface ChangeEvent {
+  /** Event type. */
   type: 'change'
+  /** The entry before (null: there was no row). */
   previous: Entry | null
+  /** The entry now (null: the row went away). */
   entry: Entry | null
+  /** The status before. */
   previousStatus: Status | null
+  /** The status now. */
   status: Status | null
 }
 
 /** An unexpected failure; the watcher keeps going. */
 export interface ErrorEvent {
+  /** Event type. */
   type: 'error'
+  /** What went wrong. */
   error: Error
 }
 

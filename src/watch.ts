@@ -39,11 +39,17 @@ export interface WatchOptions {
 
 /** Event name → listener arguments of a {@link RegistryWatcher}. */
 export interface RegistryWatcherEvents {
+  /** Once, after the first scan, with the initial snapshot. */
   ready: [event: ReadyEvent]
+  /** A workspace became running. */
   up: [event: UpEvent]
+  /** A running workspace stopped running. */
   down: [event: DownEvent]
+  /** Same owner, other content or a status that is neither up nor down. */
   change: [event: ChangeEvent]
+  /** An unexpected failure; the watcher keeps going. */
   error: [error: Error]
+  /** The watcher was closed. */
   close: []
 }
 
