@@ -67,10 +67,19 @@ describe('wsreg without the optional etcd client', () => {
     expect(fleetList.stderr).toMatch(/etcd client is not installed: run `npm install etcd3/)
   })
 
-  it('rejects a malformed store URL as a usage error', async () => {
+  it('rejects a malformed store URL and ls --watch on a fleet as usage errors', async () => {
     const result = await runCli(['ls', '--store', 'http://localhost:2379'])
     expect(result.code).toBe(2)
     expect(result.stderr).toMatch(/etcd:\/\/HOST:PORT/)
+    const watching = await runCli(['ls', '--watch', '--store', 'etcd://127.0.0.1:1'])
+    expect(watching.code).toBe(2)
+    expect(watching.stderr).toMatch(/wsreg watch --store/)
+  })
+
+  it('fails with a message naming the store when etcd is unreachable', async () => {
+    const result = await runCli(['ls', '--store', 'etcd://127.0.0.1:1'])
+    expect(result.code).toBe(1)
+    expect(result.stderr).toMatch(/etcd at etcd:\/\/127\.0\.0\.1:1 is unreachable .*check that it runs/)
   })
 })
 

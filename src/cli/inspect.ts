@@ -1,5 +1,5 @@
 import { classify, type EntryInfo } from '../index.js'
-import { EXIT, expectPositionals, parseTarget, type Command } from './command.js'
+import { EXIT, UsageError, expectPositionals, parseTarget, type Command } from './command.js'
 import { entryTable, formatUptime, printJson, statusWord } from './output.js'
 
 /** `wsreg ls`: the workspaces, as a table or JSON. */
@@ -18,7 +18,8 @@ export const ls: Command = {
   async run(context) {
     expectPositionals(context, 0, 0, ls.usage)
     const fleet = await import('./fleet.js').then((module) => ({ module, url: module.storeUrl(context) }))
-    if (fleet.url && !context.values.watch) return fleet.module.fleetLs(context, fleet.url)
+    if (fleet.url && context.values.watch) throw new UsageError('ls --watch shows this machine only; for the fleet run `wsreg watch --store URL`.')
+    if (fleet.url) return fleet.module.fleetLs(context, fleet.url)
     if (context.values.watch) return (await import('./watch.js')).watchTable(context)
     const registry = await context.registry()
     const rows = await registry.listInfo({

@@ -75,7 +75,9 @@ async function loadEtcd3(): Promise<typeof import('etcd3')> {
 /** Wrap a client failure as E_UNAVAILABLE naming the store. */
 export function unavailable(location: string, error: unknown): RegistryError {
   if (error instanceof RegistryError) return error
-  return new RegistryError('E_UNAVAILABLE', `etcd at ${location} is unreachable (${(error as Error)?.message ?? String(error)}); check that it runs and the URL is right.`, {}, { cause: error })
+  // gRPC messages read like "14 UNAVAILABLE: No connection established. Last error: … Resolution note: ".
+  const reason = String((error as Error)?.message ?? error).replace(/^\d+ [A-Z_]+: /, '').replace(/\s*Resolution note:\s*$/, '').trim()
+  return new RegistryError('E_UNAVAILABLE', `etcd at ${location} is unreachable (${reason}); check that it runs and the URL is right`, {}, { cause: error })
 }
 
 // Retries and circuit breaking are ours (the publisher backs off and says so); the client's own
@@ -141,8 +143,11 @@ export class EtcdStore extends EventEmitter<{ lost: [error: Error] }> implements
   async leaseId(): Promise<string> {
     if (!this.#lease) {
       const lease = this.#client.lease(this.ttlSeconds)
+      let granted = false
+      void lease.grant().then(() => (granted = true), () => undefined)
       lease.on('lost', (error) => {
-        if (this.#lease !== lease) return
+        // A grant that failed is reported by the caller awaiting it; only a granted lease can be lost.
+        if (this.#lease !== lease || !granted) return
         this.#lease = undefined
         if (!this.#closed) this.emit('lost', error)
       })
