@@ -12,13 +12,14 @@ let prefixes = 0
 const storeUrl = (): string => `etcd://${etcd.endpoint}/test-${process.pid}-${++prefixes}`
 
 /** A host: a registry folder with one live workspace owned by a sleeping child. */
-async function host(name: string): Promise<{ dir: string; ws: string; entry: Entry }> {
+async function host(name: string): Promise<{ dir: string; ws: string; entry: Entry; owner: ChildProcess }> {
   const root = tempDir()
   const ws = join(root, `ws-${name}`)
   mkdirSync(ws)
   const dir = join(root, 'reg')
-  const entry = await new Registry({ dir }).write({ cwd: ws, pid: sleeper().pid as number })
-  return { dir, ws, entry }
+  const owner = sleeper()
+  const entry = await new Registry({ dir }).write({ cwd: ws, pid: owner.pid as number })
+  return { dir, ws, entry, owner }
 }
 
 /** `wsreg publish` as a child process, with its stderr collected. */
@@ -112,6 +113,23 @@ describe.skipIf(!HAVE_ETCD)(`fleet on a real etcd (skipped: ${ETCD_BINARY} not f
     expect(second.stderr).toMatch(/Another agent already publishes host "alpha".*--host/)
   })
 
+  it('withdraws an entry whose owner dies or that is removed locally, and publishes new ones', async () => {
+    const url = storeUrl()
+    const alpha = await host('alpha')
+    agent(url, alpha.dir, 'alpha')
+    await waitFor(async () => (await fleet(url)).length === 1, 10_000, 'the entry in the fleet')
+    alpha.owner.kill('SIGKILL')
+    await waitFor(async () => (await fleet(url)).length === 0, 10_000, 'the dead entry to leave the fleet')
+    const idle = await new Registry({ dir: alpha.dir }).register(alpha.ws)
+    const rows = await waitFor(async () => {
+      const current = await fleet(url)
+      return current.length === 1 ? current : undefined
+    }, 10_000, 'the idle entry in the fleet')
+    expect(rows[0]).toMatchObject({ cwd: idle.cwd, pid: 0, status: 'idle', host: 'alpha' })
+    await new Registry({ dir: alpha.dir }).remove(alpha.ws)
+    await waitFor(async () => (await fleet(url)).length === 0, 10_000, 'the removed entry to leave the fleet')
+  })
+
   it('stores the entry file JSON under <prefix>/<app>/workspaces/<host>/<id>, and ignores values that fail validation', async () => {
     const url = storeUrl()
     const alpha = await host('alpha')
@@ -124,6 +142,25 @@ describe.skipIf(!HAVE_ETCD)(`fleet on a real etcd (skipped: ${ETCD_BINARY} not f
       await store.client.put(store.key('0123456789abcdef')).value(JSON.stringify(alpha.entry))
       await store.client.put(store.key('fedcba9876543210')).value('{not json')
       expect((await store.list()).map((row) => row.entry.id)).toEqual([alpha.entry.id])
+    } finally {
+      await store.close()
+    }
+  })
+
+  it('judges its own host by the truth table and other hosts by their lease', async () => {
+    const url = storeUrl()
+    const alpha = await host('alpha')
+    const store = await connect(url, 'alpha')
+    try {
+      await store.write(alpha.entry)
+      alpha.owner.kill('SIGKILL')
+      await exited(alpha.owner)
+      // On alpha the owner is dead; elsewhere a live lease is all anyone can know.
+      expect(await store.listInfo({ localHost: 'alpha' })).toEqual([])
+      expect((await store.listInfo({ localHost: 'alpha', all: true })).map((row) => [row.status, row.reason])).toEqual([['dead', 'exited']])
+      expect((await store.listInfo({ localHost: 'observer' })).map((row) => row.status)).toEqual(['alive'])
+      const cli = await runCli(['ls', '--json', '--store', url, '--host', 'alpha', '--all'])
+      expect((JSON.parse(cli.stdout) as Array<{ status: string }>).map((row) => row.status)).toEqual(['dead'])
     } finally {
       await store.close()
     }
