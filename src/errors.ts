@@ -16,6 +16,8 @@ export type RegistryErrorCode =
   | 'E_NOT_FOUND'
   /** This platform has no kernel-held lock the library can use without a native addon. */
   | 'E_UNSUPPORTED'
+  /** A remote store (etcd) cannot be reached, or its optional client library is not installed. */
+  | 'E_UNAVAILABLE'
 
 /** The one error class of the library: expected failures carry a `code`, a message naming the fix, and details. */
 export class RegistryError extends Error {

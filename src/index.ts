@@ -21,3 +21,8 @@ export { type Claim, type ClaimInput, type ClaimPatch } from './claim.js'
 
 export { RegistryWatcher, type RegistryWatcherEvents, type WatchOptions } from './watch.js'
 export type { ChangeEvent, DownEvent, DownReason, ReadyEvent, RegistryEvent, UpEvent, WatchedEntry, ErrorEvent } from './transition.js'
+
+export { fileTreeStore, type DeleteOutcome, type EntryStore, type EventSource, type StoredEntry } from './fleet/seam.js'
+export { EtcdStore, parseStoreUrl, type AgentRecord, type EtcdStoreOptions } from './fleet/etcd.js'
+export { FleetWatcher, judgeFleet, type FleetWatchOptions } from './fleet/watch.js'
+export { publish, type PublishOptions, type Publisher } from './fleet/publish.js'

@@ -1,10 +1,10 @@
 import { classify, type EntryInfo } from '../index.js'
-import { EXIT, expectPositionals, notFound, readTarget, type Command } from './command.js'
+import { EXIT, UsageError, expectPositionals, notFound, readTarget, type Command } from './command.js'
 import { entryTable, formatUptime, printJson, statusWord } from './output.js'
 
 /** `wsreg ls`: the workspaces, as a table or JSON. */
 export const ls: Command = {
-  usage: 'wsreg ls [--all] [--probe] [--no-prune] [--json] [--watch [--interval MS]]',
+  usage: 'wsreg ls [--all] [--probe] [--no-prune] [--json] [--watch [--interval MS]] [--store etcd://HOST:PORT[/prefix] [--host NAME]]',
   summary: 'list workspaces (dead ones are pruned as they are seen)',
   options: {
     all: { type: 'boolean', short: 'a' },
@@ -12,9 +12,14 @@ export const ls: Command = {
     'no-prune': { type: 'boolean' },
     watch: { type: 'boolean', short: 'w' },
     interval: { type: 'string' },
+    store: { type: 'string' },
+    host: { type: 'string' },
   },
   async run(context) {
     expectPositionals(context, 0, 0, ls.usage)
+    const fleet = await import('./fleet.js').then((module) => ({ module, url: module.storeUrl(context) }))
+    if (fleet.url && context.values.watch) throw new UsageError('ls --watch shows this machine only; for the fleet run `wsreg watch --store URL`.')
+    if (fleet.url) return fleet.module.fleetLs(context, fleet.url)
     if (context.values.watch) return (await import('./watch.js')).watchTable(context)
     const registry = await context.registry()
     const rows = await registry.listInfo({

@@ -19,6 +19,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   orphans: async () => (await import('./process.js')).orphans,
 
   watch: async () => (await import('./watch.js')).watch,
+  publish: async () => (await import('./fleet.js')).publish,
 }
 
 const GLOBAL_OPTIONS = {
@@ -29,7 +30,7 @@ const GLOBAL_OPTIONS = {
   version: { type: 'boolean' },
 } satisfies NonNullable<ParseArgsConfig['options']>
 
-const VALUE_OPTIONS = new Set(['--dir', '--app'])
+const VALUE_OPTIONS = new Set(['--dir', '--app', '--store', '--to', '--host', '--ttl'])
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }

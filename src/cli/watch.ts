@@ -4,12 +4,17 @@ import { entryTable, paint, statusWord, type Output } from './output.js'
 
 /** `wsreg watch`: one line per event until interrupted. */
 export const watch: Command = {
-  usage: 'wsreg watch [--json] [--interval MS]',
+  usage: 'wsreg watch [--json] [--interval MS] [--store etcd://HOST:PORT[/prefix] [--host NAME]]',
   summary: 'print workspaces going up, down and changing, one line per event, until Ctrl-C',
-  options: { interval: { type: 'string' } },
+  options: { interval: { type: 'string' }, store: { type: 'string' }, host: { type: 'string' } },
   async run(context) {
     expectPositionals(context, 0, 0, watch.usage)
     const intervalMs = parseInterval(context.values.interval)
+    const fleet = await import('./fleet.js')
+    const url = fleet.storeUrl(context)
+    if (url) {
+      return fleet.fleetWatch(context, url, (event) => context.output.out.write(context.json ? `${JSON.stringify(event)}\n` : `${describe(event as Exclude<RegistryEvent, { type: 'error' }>, context.output, url)}\n`), intervalMs)
+    }
     const registry = await context.registry()
     const watcher = registry.watch({ intervalMs })
     const stop = closeOnSignals(watcher, context.output)

@@ -1,0 +1,103 @@
+import { hostname } from 'node:os'
+import type { EtcdStore } from '../fleet/etcd.js'
+import { EXIT, UsageError, expectPositionals, type Command, type CommandContext } from './command.js'
+import { entryTable, printJson } from './output.js'
+
+/** Options every fleet command takes. */
+export const FLEET_OPTIONS = {
+  store: { type: 'string' },
+  host: { type: 'string' },
+  ttl: { type: 'string' },
+} as const
+
+/** The store named by `--store` or `$WSREG_STORE`, or undefined for the local folder. */
+export function storeUrl(context: CommandContext): string | undefined {
+  const value = context.values.store ?? process.env.WSREG_STORE
+  return typeof value === 'string' && value !== '' ? value : undefined
+}
+
+function ttl(context: CommandContext): number | undefined {
+  const value = context.values.ttl
+  if (value === undefined) return undefined
+  if (typeof value !== 'string' || !/^\d+$/.test(value) || Number(value) < 1) {
+    throw new UsageError(`--ttl takes whole seconds ≥ 1, such as --ttl 10 (got ${JSON.stringify(value)}).`)
+  }
+  return Number(value)
+}
+
+function host(context: CommandContext): string {
+  return typeof context.values.host === 'string' ? context.values.host : hostname()
+}
+
+async function openStore(context: CommandContext, url: string): Promise<EtcdStore> {
+  const { EtcdStore } = await import('../fleet/etcd.js')
+  const registry = await context.registry()
+  return EtcdStore.connect({ url, app: registry.app, host: host(context), ttlSeconds: ttl(context) })
+}
+
+/** `wsreg ls --store etcd://…`: the whole fleet, with a HOST column. */
+export async function fleetLs(context: CommandContext, url: string): Promise<number> {
+  const store = await openStore(context, url)
+  try {
+    const registry = await context.registry()
+    const rows = await store.listInfo({ localHost: store.host, marker: registry.marker, all: Boolean(context.values.all) })
+    if (context.json) printJson(context.output, rows)
+    else if (rows.length === 0) context.output.err.write(`No workspaces in ${url}\n`)
+    else context.output.out.write(`${entryTable(rows, context.output, { host: true })}\n`)
+    return EXIT.ok
+  } finally {
+    await store.close()
+  }
+}
+
+/** `wsreg watch --store etcd://…`: fleet events, one line (or JSON object) each. */
+export async function fleetWatch(context: CommandContext, url: string, print: (event: import('../index.js').RegistryEvent) => void, intervalMs?: number): Promise<number> {
+  const store = await openStore(context, url)
+  const registry = await context.registry()
+  const watcher = store.watch({ localHost: store.host, marker: registry.marker, intervalMs })
+  const close = (): void => void watcher.close()
+  process.once('SIGINT', close)
+  process.once('SIGTERM', close)
+  context.output.out.once('error', close)
+  try {
+    for await (const event of watcher) {
+      if (event.type === 'error') context.output.err.write(`wsreg: ${event.error.message}\n`)
+      else print(event)
+    }
+  } finally {
+    process.off('SIGINT', close)
+    process.off('SIGTERM', close)
+    await store.close({ revoke: false })
+  }
+  return EXIT.ok
+}
+
+/** `wsreg publish`: mirror this machine's registry into etcd until interrupted. */
+export const publish: Command = {
+  usage: 'wsreg publish --to etcd://HOST:PORT[/prefix] [--host NAME] [--ttl SECONDS] [--interval MS]',
+  summary: "mirror this machine's registry into etcd, so `wsreg ls --store` shows it fleet-wide",
+  options: { to: { type: 'string' }, host: FLEET_OPTIONS.host, ttl: FLEET_OPTIONS.ttl, interval: { type: 'string' } },
+  async run(context) {
+    expectPositionals(context, 0, 0, publish.usage)
+    const url = typeof context.values.to === 'string' ? context.values.to : process.env.WSREG_STORE
+    if (!url) throw new UsageError(`Name the etcd to publish to: --to etcd://HOST:PORT. Usage: ${publish.usage}`)
+    const interval = context.values.interval
+    if (interval !== undefined && (typeof interval !== 'string' || !/^\d+$/.test(interval) || Number(interval) < 1)) {
+      throw new UsageError(`--interval takes a whole number of milliseconds ≥ 1 (got ${JSON.stringify(interval)}).`)
+    }
+    const registry = await context.registry()
+    const { publish: start } = await import('../fleet/publish.js')
+    const log = (line: string): void => void context.output.err.write(`${line}\n`)
+    const publisher = await start(registry, { url, app: registry.app, host: host(context), ttlSeconds: ttl(context), intervalMs: interval === undefined ? undefined : Number(interval), log })
+    log(`wsreg publish: publishing ${registry.dir} as host ${publisher.store.host} to ${url} (lease ${publisher.store.ttlSeconds} s); Ctrl-C to stop`)
+    void publisher.synced.then(() => log('wsreg publish: in sync'))
+    const stop = (): void => void publisher.close()
+    process.once('SIGINT', stop)
+    process.once('SIGTERM', stop)
+    const error = await publisher.stopped
+    process.off('SIGINT', stop)
+    process.off('SIGTERM', stop)
+    if (error) throw error
+    return EXIT.ok
+  },
+}

@@ -1,0 +1,353 @@
+import { randomUUID } from 'node:crypto'
+import { EventEmitter } from 'node:events'
+import type { Etcd3, IKeyValue, IOptions, Lease } from 'etcd3'
+import { parseEntry, serializeEntry, type Entry } from '../entry.js'
+import { RegistryError } from '../errors.js'
+import { hostName } from '../identity.js'
+import type { LockHolder, LockOptions } from '../lock.js'
+import { canonicalCwd, idOfCanonical } from '../paths.js'
+import type { DeleteOutcome, EntryStore, StoredEntry } from './seam.js'
+import type { EntryRow } from '../registry.js'
+import { Judge, isPrunable } from '../status.js'
+import { FleetWatcher, fleetEntry, judgeFleet, type FleetWatchOptions } from './watch.js'
+
+/** Options of {@link EtcdStore.connect}. */
+export interface EtcdStoreOptions {
+  /** `etcd://HOST:PORT[,HOST:PORT…][/prefix]`. */
+  url: string
+  /**
+   * Application whose registry this is; part of every key.
+   * @default 'wsreg'
+   */
+  app?: string
+  /**
+   * The name this machine's entries are published under (no `/`).
+   * @default os.hostname()
+   */
+  host?: string
+  /**
+   * Lease time-to-live: how long entries outlive a publisher that stopped renewing them.
+   * @default 10
+   */
+  ttlSeconds?: number
+}
+
+/** Who publishes a host's entries, as its agent key records. */
+export interface AgentRecord {
+  pid: number
+  /** `os.hostname()` of the agent's machine. */
+  machine: string
+  since: string
+  token: string
+}
+
+const DEFAULT_TTL_SECONDS = 10
+const CALL_DEADLINE_MS = 3000
+const MAX_BACKOFF_MS = 250
+
+/** Split `etcd://h1:p1,h2:p2/prefix` into client URLs and a key prefix (no trailing slash). */
+export function parseStoreUrl(url: string): { hosts: string[]; prefix: string } {
+  const match = /^etcd:\/\/([^/?#]+)(\/[^?#]*)?$/.exec(url)
+  const hosts = match?.[1]?.split(',') ?? []
+  if (!match || hosts.some((host) => !/^[^:\s]+:\d{1,5}$/.test(host))) {
+    throw new RegistryError('E_INVALID', `Invalid store ${JSON.stringify(url)}: use etcd://HOST:PORT or etcd://HOST:PORT/prefix (several hosts: etcd://h1:2379,h2:2379).`)
+  }
+  return { hosts: hosts.map((host) => `http://${host}`), prefix: (match[2] ?? '').replace(/\/+$/, '') }
+}
+
+function checkHost(host: string): string {
+  if (typeof host !== 'string' || host === '' || host.includes('/') || host.length > 253) {
+    throw new RegistryError('E_INVALID', `Invalid host name ${JSON.stringify(host)}: pass a non-empty name without "/" (default: os.hostname()).`)
+  }
+  return host
+}
+
+/** The etcd client library, loaded only when an etcd store is used (it is an optional dependency). */
+async function loadEtcd3(): Promise<typeof import('etcd3')> {
+  try {
+    const module = (await import('etcd3')) as typeof import('etcd3') & { default?: typeof import('etcd3') }
+    return module.Etcd3 ? module : (module.default as typeof import('etcd3'))
+  } catch (error) {
+    throw new RegistryError('E_UNAVAILABLE', 'The etcd client is not installed: run `npm install etcd3@1.1.2` next to workspace-registry to use an etcd store.', {}, { cause: error })
+  }
+}
+
+/** Wrap a client failure as E_UNAVAILABLE naming the store. */
+export function unavailable(location: string, error: unknown): RegistryError {
+  if (error instanceof RegistryError) return error
+  // gRPC messages read like "14 UNAVAILABLE: No connection established. Last error: … Resolution note: ".
+  const reason = String((error as Error)?.message ?? error).replace(/^\d+ [A-Z_]+: /, '').replace(/\s*Resolution note:\s*$/, '').trim()
+  return new RegistryError('E_UNAVAILABLE', `etcd at ${location} is unreachable (${reason}); check that it runs and the URL is right`, {}, { cause: error })
+}
+
+// Retries and circuit breaking are ours (the publisher backs off and says so); the client's own
+// breaker would keep refusing calls for 5 s after etcd is back.
+const passThrough = { execute: (fn: () => unknown) => Promise.resolve().then(fn) }
+
+/**
+ * Entries in etcd under `<prefix>/<app>/workspaces/<host>/<id>`, the value being the entry file's
+ * JSON. This store's writes ride on one lease that it keeps alive: when the process (or its host)
+ * dies, its entries expire with the lease. Emits `lost` when etcd dropped the lease.
+ */
+export class EtcdStore extends EventEmitter<{ lost: [error: Error] }> implements EntryStore {
+  readonly location: string
+  readonly host: string
+  readonly app: string
+  readonly ttlSeconds: number
+  /** Key prefix of every workspace of the fleet. */
+  readonly workspaces: string
+  readonly #root: string
+  readonly #client: Etcd3
+  #lease: Lease | undefined
+  #closed = false
+
+  private constructor(client: Etcd3, options: Required<EtcdStoreOptions> & { prefix: string }) {
+    super()
+    this.#client = client
+    this.location = options.url
+    this.host = checkHost(options.host)
+    this.app = options.app
+    this.ttlSeconds = options.ttlSeconds
+    this.#root = `${options.prefix}/${options.app}`
+    this.workspaces = `${this.#root}/workspaces/`
+  }
+
+  /** Open a store (no network traffic until the first call). */
+  static async connect(options: EtcdStoreOptions): Promise<EtcdStore> {
+    const { hosts, prefix } = parseStoreUrl(options.url)
+    const ttlSeconds = options.ttlSeconds ?? DEFAULT_TTL_SECONDS
+    if (!Number.isInteger(ttlSeconds) || ttlSeconds < 1) throw new RegistryError('E_INVALID', `Invalid TTL ${String(ttlSeconds)}: pass whole seconds ≥ 1.`)
+    const { Etcd3 } = await loadEtcd3()
+    const clientOptions: IOptions = {
+      hosts,
+      dialTimeout: CALL_DEADLINE_MS,
+      faultHandling: { host: () => passThrough as never, global: passThrough as never },
+      defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + CALL_DEADLINE_MS }),
+      // A fleet listing of 10,000 entries is ~5 MB, above gRPC's 4 MB default.
+      grpcOptions: { 'grpc.max_receive_message_length': 256 * 1024 * 1024 },
+    }
+    return new EtcdStore(new Etcd3(clientOptions), { url: options.url, app: options.app ?? 'wsreg', host: options.host ?? hostName(), ttlSeconds, prefix })
+  }
+
+  /** The key of workspace `id` published by `host`. */
+  key(id: string, host = this.host): string {
+    return `${this.workspaces}${host}/${id}`
+  }
+
+  /** The etcd client, for the watcher and the publisher. */
+  get client(): Etcd3 {
+    return this.#client
+  }
+
+  /** The id of this store's lease, granting one (kept alive until close or loss) when there is none. */
+  async leaseId(): Promise<string> {
+    if (!this.#lease) {
+      const lease = this.#client.lease(this.ttlSeconds)
+      let granted = false
+      void lease.grant().then(() => (granted = true), () => undefined)
+      lease.on('lost', (error) => {
+        // A grant that failed is reported by the caller awaiting it; only a granted lease can be lost.
+        if (this.#lease !== lease || !granted) return
+        this.#lease = undefined
+        if (!this.#closed) this.emit('lost', error)
+      })
+      this.#lease = lease
+    }
+    const lease = this.#lease
+    try {
+      return await lease.grant()
+    } catch (error) {
+      if (this.#lease === lease) this.#lease = undefined
+      throw unavailable(this.location, error)
+    }
+  }
+
+  /** Read one key and parse it as an entry; undefined when absent or not a valid entry. */
+  toStored(kv: IKeyValue): StoredEntry | undefined {
+    const key = kv.key.toString('utf8')
+    if (!key.startsWith(this.workspaces)) return undefined
+    const [host, id, extra] = key.slice(this.workspaces.length).split('/')
+    if (!host || !id || extra !== undefined) return undefined
+    // The same validation as a file: the id in the key must be the hash of the recorded cwd.
+    const parsed = parseEntry(kv.value.toString('utf8'), id)
+    return parsed.ok ? { entry: parsed.entry, host, location: key, version: kv.mod_revision } : undefined
+  }
+
+  async read(id: string): Promise<StoredEntry | undefined> {
+    const response = await this.#call(() => this.#client.get(this.key(id)).exec())
+    const kv = response.kvs[0]
+    return kv ? this.toStored(kv) : undefined
+  }
+
+  async write(entry: Entry): Promise<StoredEntry> {
+    const lease = await this.leaseId()
+    const key = this.key(entry.id)
+    const response = await this.#call(() => this.#client.put(key).value(serializeEntry(entry)).lease(lease).exec())
+    return { entry, host: this.host, location: key, version: response.header.revision }
+  }
+
+  async compareAndDelete(id: string, version: string): Promise<DeleteOutcome> {
+    const key = this.key(id)
+    const response = await this.#call(() =>
+      this.#client.if(key, 'Mod', '==', version).then(this.#client.delete().key(key)).else(this.#client.get(key)).commit(),
+    )
+    if (response.succeeded) return 'deleted'
+    return response.responses[0]?.response_range?.kvs.length ? 'changed' : 'missing'
+  }
+
+  async list(): Promise<StoredEntry[]> {
+    return (await this.listWithRevision()).entries
+  }
+
+  /** Every entry (or one host's) with the revision the listing was taken at, for a watch to start after. */
+  async listWithRevision(host?: string): Promise<{ entries: StoredEntry[]; revision: string }> {
+    const prefix = host === undefined ? this.workspaces : `${this.workspaces}${host}/`
+    const response = await this.#call(() => this.#client.getAll().prefix(prefix).exec())
+    const entries: StoredEntry[] = []
+    for (const kv of response.kvs) {
+      const row = this.toStored(kv)
+      if (row) entries.push(row)
+    }
+    return { entries, revision: response.header.revision }
+  }
+
+  /**
+   * The fleet as `wsreg ls` shows it, sorted by name, cwd then host: this machine's entries judged
+   * by the truth table (`localHost`), the others alive while their lease lives. `path` is the etcd
+   * key; `host` the name the entry is published under. `all` keeps dead and gone rows.
+   */
+  async listInfo(options: { localHost?: string; marker?: string; all?: boolean } = {}): Promise<EntryRow[]> {
+    const judge = new Judge(options.marker)
+    const rows: EntryRow[] = []
+    for (const stored of await this.list()) {
+      const verdict = judgeFleet(stored, options.localHost ?? this.host, judge)
+      if (isPrunable(verdict.status) && !options.all) continue
+      rows.push({ ...fleetEntry(stored), status: verdict.status, reason: verdict.reason, path: stored.location, mtime: stored.entry.updatedAt })
+    }
+    const order = (a: EntryRow, b: EntryRow): number =>
+      a.name !== b.name ? (a.name < b.name ? -1 : 1) : a.cwd !== b.cwd ? (a.cwd < b.cwd ? -1 : 1) : a.host < b.host ? -1 : a.host > b.host ? 1 : 0
+    return rows.sort(order)
+  }
+
+  /** Keys of one host with their lease, for the publisher's reconciliation. */
+  async hostKeys(host = this.host): Promise<Map<string, { value: string; version: string; lease: string }>> {
+    const prefix = `${this.workspaces}${host}/`
+    const response = await this.#call(() => this.#client.getAll().prefix(prefix).exec())
+    const keys = new Map<string, { value: string; version: string; lease: string }>()
+    for (const kv of response.kvs) {
+      keys.set(kv.key.toString('utf8').slice(prefix.length), { value: kv.value.toString('utf8'), version: kv.mod_revision, lease: kv.lease })
+    }
+    return keys
+  }
+
+  /** Fleet events: `ready`, `up`, `down`, `change` and `error`, like a folder watcher. */
+  watch(options: FleetWatchOptions = {}): FleetWatcher {
+    return new FleetWatcher(this, options)
+  }
+
+  /**
+   * Claim the agent key of this host on this store's lease, so no two agents publish one host
+   * name. `token` identifies this agent, so it can re-claim its own key after a lease loss.
+   * Throws `E_LOCKED` naming the other agent when one holds the key.
+   */
+  async claimHost(token: string): Promise<void> {
+    const key = `${this.#root}/agents/${this.host}`
+    const lease = await this.leaseId()
+    const record: AgentRecord = { pid: process.pid, machine: hostName(), since: new Date().toISOString(), token }
+    for (let attempt = 0; attempt < 8; attempt++) {
+      const response = await this.#call(() =>
+        this.#client.if(key, 'Create', '==', 0).then(this.#client.put(key).value(JSON.stringify(record)).lease(lease)).else(this.#client.get(key)).commit(),
+      )
+      if (response.succeeded) return
+      const kv = response.responses[0]?.response_range?.kvs[0]
+      if (!kv) continue
+      const other = parseJson(kv.value.toString('utf8')) as Partial<AgentRecord> | undefined
+      if (other?.token !== token) {
+        throw new RegistryError(
+          'E_LOCKED',
+          `Another agent already publishes host ${JSON.stringify(this.host)} to ${this.location} (pid ${other?.pid ?? '?'} on ${other?.machine ?? '?'}, since ${other?.since ?? '?'}): stop it, or give this one another name with --host.`,
+          { holder: other },
+        )
+      }
+      // Our own key from a lease we lost: move it to the current lease, unless it changed meanwhile.
+      const moved = await this.#call(() =>
+        this.#client.if(key, 'Mod', '==', kv.mod_revision).then(this.#client.put(key).value(JSON.stringify(record)).lease(lease)).commit(),
+      )
+      if (moved.succeeded) return
+    }
+    throw new RegistryError('E_LOCKED', `The agent key of host ${this.host} keeps changing; another agent may be starting. Try again.`)
+  }
+
+  /**
+   * Take the fleet-wide lock of workspace `cwd`: a key created only if absent, on a lease of its
+   * own, so a holder that dies frees it within the TTL. Same contract as `registry.lock()`:
+   * resolves to `release()`, throws `E_LOCKED` with `details.holder` once `waitMs` has passed.
+   */
+  async lock(cwd: string, options: LockOptions = {}): Promise<() => Promise<void>> {
+    const id = idOfCanonical(canonicalCwd(cwd))
+    const key = `${this.#root}/locks/${id}`
+    const deadline = Date.now() + (options.waitMs ?? 0)
+    const lease = this.#client.lease(this.ttlSeconds)
+    lease.on('lost', () => undefined)
+    try {
+      const leaseId = await lease.grant()
+      const holder: LockHolder = { pid: process.pid, host: this.host, since: new Date().toISOString() }
+      for (let backoff = 5; ; backoff = Math.min(backoff * 2, MAX_BACKOFF_MS)) {
+        const response = await this.#call(() =>
+          this.#client.if(key, 'Create', '==', 0).then(this.#client.put(key).value(JSON.stringify(holder)).lease(leaseId)).else(this.#client.get(key)).commit(),
+        )
+        if (response.succeeded) break
+        if (Date.now() >= deadline) {
+          const kv = response.responses[0]?.response_range?.kvs[0]
+          const current = kv ? (parseJson(kv.value.toString('utf8')) as LockHolder | undefined) : undefined
+          throw new RegistryError('E_LOCKED', `Workspace ${canonicalCwd(cwd)} is locked fleet-wide${current ? ` by pid ${current.pid} on ${current.host} since ${current.since}` : ''}.`, current ? { holder: current } : {})
+        }
+        await new Promise((resolve) => setTimeout(resolve, backoff * (0.5 + Math.random())))
+      }
+    } catch (error) {
+      await lease.revoke().catch(() => undefined)
+      throw error instanceof RegistryError ? error : unavailable(this.location, error)
+    }
+    let released = false
+    // Revoking the lease deletes the key with it, so release can never remove a successor's lock.
+    return async () => {
+      if (released) return
+      released = true
+      await lease.revoke().catch(() => lease.release())
+    }
+  }
+
+  /** Revoke this store's lease (its entries vanish at once) and close the connection. */
+  async close(options: { revoke?: boolean } = {}): Promise<void> {
+    if (this.#closed) return
+    this.#closed = true
+    const lease = this.#lease
+    this.#lease = undefined
+    if (lease) {
+      if (options.revoke ?? true) await lease.revoke().catch(() => lease.release())
+      else lease.release()
+    }
+    this.#client.close()
+  }
+
+  async #call<T>(operation: () => Promise<T>): Promise<T> {
+    try {
+      return await operation()
+    } catch (error) {
+      throw unavailable(this.location, error)
+    }
+  }
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text)
+  } catch {
+    return undefined
+  }
+}
+
+/** A random token naming one publishing agent. */
+export function agentToken(): string {
+  return randomUUID()
+}

@@ -1,0 +1,203 @@
+import { EventEmitter } from 'node:events'
+import type { IKeyValue, Watcher } from 'etcd3'
+import type { Entry } from '../entry.js'
+import { Judge, isRunning, type Verdict } from '../status.js'
+import { transition, type Observation, type RegistryEvent, type WatchedEntry } from '../transition.js'
+import type { RegistryWatcherEvents } from '../watch.js'
+import type { EtcdStore } from './etcd.js'
+import type { StoredEntry } from './seam.js'
+
+/** Options of a {@link FleetWatcher} (`store.watch(options)`). */
+export interface FleetWatchOptions {
+  /**
+   * The fleet name of this machine: its entries are judged by the liveness truth table, every other
+   * host's entries by their lease (present = alive).
+   * @default the store's host
+   */
+  localHost?: string
+  /** File that must exist in a workspace root (as `RegistryOptions.marker`), for this machine's entries. */
+  marker?: string
+  /**
+   * How often this machine's entries are re-judged (an owner may die without anyone touching etcd).
+   * @default 2000
+   */
+  intervalMs?: number
+  /** Closes the watcher when aborted. */
+  signal?: AbortSignal
+}
+
+/** The verdict on a fleet entry: the truth table on its own host, its lease everywhere else. */
+export function judgeFleet(stored: StoredEntry, localHost: string, judge: Judge): Verdict {
+  if (stored.host === localHost) return judge.judge(stored.entry)
+  return stored.entry.pid === 0 ? { status: 'idle', reason: null } : { status: 'alive', reason: null }
+}
+
+/** The entry as the fleet shows it: `host` is the name it is published under. */
+export function fleetEntry(stored: StoredEntry): Entry {
+  return stored.host === stored.entry.host ? stored.entry : { ...stored.entry, host: stored.host }
+}
+
+interface Tracked {
+  stored: StoredEntry
+  verdict: Verdict
+}
+
+const RETRY_MAX_MS = 5000
+
+/**
+ * Watches a whole fleet in etcd: one listing, then one etcd watch from the listing's revision, so
+ * no change falls between the two. Events are the folder watcher's (`ready`, `up`, `down`,
+ * `change`, `error`); an entry whose lease expired is `down` with reason `removed`.
+ */
+export class FleetWatcher extends EventEmitter<RegistryWatcherEvents> implements AsyncIterable<RegistryEvent> {
+  readonly #store: EtcdStore
+  readonly #localHost: string
+  readonly #marker: string | undefined
+  readonly #snapshot = new Map<string, Tracked>()
+  readonly #sweep: NodeJS.Timeout
+  #watcher: Watcher | undefined
+  #ready = false
+  #closed = false
+  #outage = false
+  #retryMs = 100
+
+  constructor(store: EtcdStore, options: FleetWatchOptions = {}) {
+    super()
+    this.#store = store
+    this.#localHost = options.localHost ?? store.host
+    this.#marker = options.marker
+    this.#sweep = setInterval(() => this.#rejudge(), options.intervalMs ?? 2000)
+    options.signal?.addEventListener('abort', () => void this.close(), { once: true })
+    setImmediate(() => void this.#sync())
+  }
+
+  /** Stop watching; safe to call more than once. */
+  async close(): Promise<void> {
+    if (this.#closed) return
+    this.#closed = true
+    clearInterval(this.#sweep)
+    const watcher = this.#watcher
+    this.#watcher = undefined
+    await watcher?.cancel().catch(() => undefined)
+    this.emit('close')
+  }
+
+  /** List, diff against the snapshot, then watch from the listing's revision; retried with backoff while etcd is down. */
+  async #sync(): Promise<void> {
+    if (this.#closed) return
+    try {
+      const { entries, revision } = await this.#store.listWithRevision()
+      const judge = new Judge(this.#marker)
+      const seen = new Set<string>()
+      for (const stored of entries) {
+        seen.add(stored.location)
+        this.#apply(stored.location, stored, judge)
+      }
+      for (const key of [...this.#snapshot.keys()]) if (!seen.has(key)) this.#apply(key, undefined, judge)
+      if (!this.#ready) {
+        this.#ready = true
+        const rows: WatchedEntry[] = [...this.#snapshot.values()]
+          .filter((row) => isRunning(row.verdict.status) || row.verdict.status === 'idle')
+          .map((row) => ({ entry: fleetEntry(row.stored), status: row.verdict.status, reason: row.verdict.reason }))
+          .sort((a, b) => (a.entry.name < b.entry.name ? -1 : a.entry.name > b.entry.name ? 1 : a.entry.cwd < b.entry.cwd ? -1 : 1))
+        this.emit('ready', { type: 'ready', entries: rows })
+      }
+      const watcher = await this.#store.client.watch().prefix(this.#store.workspaces).startRevision(String(BigInt(revision) + 1n)).create()
+      if (this.#closed) {
+        await watcher.cancel()
+        return
+      }
+      this.#watcher = watcher
+      watcher.on('put', (kv: IKeyValue) => this.#apply(kv.key.toString('utf8'), this.#store.toStored(kv), new Judge(this.#marker)))
+      watcher.on('delete', (kv: IKeyValue) => this.#apply(kv.key.toString('utf8'), undefined, new Judge(this.#marker)))
+      watcher.on('disconnected', (error: Error) => this.#down(error))
+      watcher.on('connected', () => this.#up())
+      // A watch cancelled by etcd (e.g. its revision was compacted away) is replaced by a fresh listing.
+      watcher.on('error', (error: Error) => {
+        if (this.#watcher !== watcher) return
+        this.#watcher = undefined
+        void watcher.cancel().catch(() => undefined)
+        this.#down(error)
+        this.#retry()
+      })
+      this.#up()
+    } catch (error) {
+      this.#down(error as Error)
+      this.#retry()
+    }
+  }
+
+  #retry(): void {
+    if (this.#closed) return
+    setTimeout(() => void this.#sync(), this.#retryMs)
+    this.#retryMs = Math.min(this.#retryMs * 2, RETRY_MAX_MS)
+  }
+
+  #down(error: Error): void {
+    if (this.#outage || this.#closed) return
+    this.#outage = true
+    // An 'error' nobody listens to would throw; the watcher keeps retrying either way.
+    if (this.listenerCount('error') > 0) this.emit('error', new Error(`fleet watch lost etcd at ${this.#store.location} (${error.message}); retrying`))
+  }
+
+  #up(): void {
+    this.#retryMs = 100
+    this.#outage = false
+  }
+
+  #apply(key: string, stored: StoredEntry | undefined, judge: Judge): void {
+    const previous = this.#snapshot.get(key)
+    const next: Tracked | undefined = stored ? { stored, verdict: judgeFleet(stored, this.#localHost, judge) } : undefined
+    if (next) this.#snapshot.set(key, next)
+    else this.#snapshot.delete(key)
+    if (!this.#ready) return
+    const observe = (row: Tracked | undefined): Observation => (row ? { entry: fleetEntry(row.stored), verdict: row.verdict } : undefined)
+    const local = previous?.stored.host === this.#localHost
+    for (const event of transition(observe(previous), observe(next), (entry) => (local ? judge.judge({ ...entry, host: previous.stored.entry.host }) : { status: 'unknown', reason: null }))) {
+      this.emit(event.type, event as never)
+    }
+  }
+
+  /** Re-judge this machine's entries: owners die without touching etcd. */
+  #rejudge(): void {
+    if (!this.#ready) return
+    const judge = new Judge(this.#marker)
+    for (const [key, row] of this.#snapshot) if (row.stored.host === this.#localHost) this.#apply(key, row.stored, judge)
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<RegistryEvent> {
+    const queue: RegistryEvent[] = []
+    let wake: (() => void) | undefined
+    const push = (event: RegistryEvent): void => {
+      queue.push(event)
+      wake?.()
+    }
+    const onError = (error: Error): void => push({ type: 'error', error })
+    const onClose = (): void => wake?.()
+    const names = ['ready', 'up', 'down', 'change'] as const
+    const detach = (): void => {
+      for (const name of names) this.off(name, push)
+      this.off('error', onError).off('close', onClose)
+    }
+    for (const name of names) this.on(name, push)
+    this.on('error', onError).on('close', onClose)
+    return {
+      next: async () => {
+        while (queue.length === 0) {
+          if (this.#closed) {
+            detach()
+            return { done: true, value: undefined }
+          }
+          await new Promise<void>((resolve) => (wake = resolve))
+          wake = undefined
+        }
+        return { done: false, value: queue.shift() as RegistryEvent }
+      },
+      return: async () => {
+        detach()
+        await this.close()
+        return { done: true, value: undefined }
+      },
+    }
+  }
+}
