@@ -56,6 +56,7 @@ async function findProblems(registry: Registry): Promise<Finding[]> {
     }
   }
   for (const item of await registry.prune({ dryRun: true })) {
+    if (item.reason === 'stale-lock') continue // reported below, with the lock's state
     if (item.reason === 'corrupt') {
       findings.push({ severity: 'problem', kind: 'corrupt', message: `corrupt entry file: ${item.problem}`, path: item.path, fixable: true })
     } else if (item.reason === 'stale-temp') {
@@ -80,7 +81,7 @@ async function findProblems(registry: Registry): Promise<Finding[]> {
     if (state === 'held') {
       findings.push({ severity: 'note', kind: 'lock-held', message: `workspace lock is held${holder ? ` by pid ${holder.pid} since ${holder.since}` : ''}`, path: join(dir, name), fixable: false })
     } else if (state === 'free') {
-      findings.push({ severity: 'note', kind: 'stale-lock-file', message: 'holder record left by a lock holder that was killed; harmless, the next holder replaces it', path: join(dir, name), fixable: false })
+      findings.push({ severity: 'note', kind: 'stale-lock-file', message: 'holder record left by a lock holder that was killed; harmless; the next holder replaces it and `wsreg prune` removes it', path: join(dir, name), fixable: true })
     }
   }
   for (const name of quarantinedNames(dir)) {
@@ -119,6 +120,7 @@ async function repair(registry: Registry): Promise<string[]> {
   for (const item of await registry.prune()) {
     if (item.reason === 'corrupt') done.push(item.quarantinedTo ? `quarantined ${item.path} → ${item.quarantinedTo}` : `could not quarantine ${item.path}`)
     else if (item.reason === 'stale-temp') done.push(`swept ${item.path}`)
+    else if (item.reason === 'stale-lock') done.push(`removed ${item.path} (record of a killed lock holder)`)
     else done.push(`removed ${item.path} (${item.reason})`)
   }
   return done
