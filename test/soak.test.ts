@@ -12,6 +12,7 @@ interface SoakReport {
   events: Record<string, number>
   final: Record<string, number>
   violations: Array<{ kind: string; detail: unknown }>
+  violationsByKind: Record<string, number>
 }
 
 function soak(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; report: SoakReport; stderr: string }> {
@@ -47,4 +48,15 @@ describe('chaos soak', () => {
     expect(report.events.down).toBe(report.events.up)
     expect(report.final['lock-entries']).toBeGreaterThan(0)
   }, 120_000)
+
+  it('reports the breaches a broken library would cause (its own checks are live)', async () => {
+    // SOAK_SABOTAGE adds operations that delete live entries of others, leave a lock while still "inside", and write in place.
+    const { code, report } = await soak(['--seconds', '6', '--workers', '4', '--lock-targets', '1', '--kill-every', '1500'], { SOAK_SABOTAGE: '1' })
+    expect(code).toBe(1)
+    const kinds = report.violationsByKind
+    expect(kinds['live-entry-deleted']).toBeGreaterThan(0)
+    expect(kinds['two-lock-holders']).toBeGreaterThan(0)
+    // A half-written file is caught by whoever reads it first: a raw reader, list, or prune.
+    expect((kinds['torn-read'] ?? 0) + (kinds['corrupt-row'] ?? 0) + (kinds['corrupt-pruned'] ?? 0)).toBeGreaterThan(0)
+  }, 60_000)
 })

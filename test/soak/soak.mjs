@@ -17,7 +17,7 @@
 //                the idle rows; after temp files of killed writers are made a minute old, prune sweeps them all,
 //                and no lock side file or lock remains
 import { fork } from 'node:child_process'
-import { appendFileSync, closeSync, fstatSync, mkdirSync, openSync, readSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync, utimesSync, writeFileSync } from 'node:fs'
+import { appendFileSync, closeSync, fstatSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, readdirSync, realpathSync, rmSync, utimesSync, writeFileSync, writeSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -360,28 +360,32 @@ const report = {
   events: counts.events,
   downReasons: counts.downReasons,
   final: counts.final,
-  violations,
+  violationCount: violations.length,
+  violationsByKind: violations.reduce((table, { kind }) => bump(table, kind) && table, {}),
+  violations: violations.slice(0, 200),
   root: args.keep || violations.length > 0 ? root : undefined,
 }
-if (args.json) process.stdout.write(`${JSON.stringify(report)}\n`)
-else printReport(report)
 if (!args.keep && violations.length === 0) rmSync(root, { recursive: true, force: true })
+// Written synchronously: process.exit would cut an asynchronous write to a pipe short.
+writeSync(1, args.json ? `${JSON.stringify(report)}\n` : formatReport(report))
 process.exit(violations.length === 0 ? 0 : 1)
 
-function printReport(result) {
+function formatReport(result) {
+  const lines = []
   const table = (title, rows) => {
     const entries = Object.entries(rows).sort(([a], [b]) => (a < b ? -1 : 1))
     const total = entries.reduce((sum, [, n]) => sum + n, 0)
-    console.log(`${title} (${total})`)
-    for (const [name, n] of entries) console.log(`  ${name.padEnd(34)} ${n}`)
+    lines.push(`${title} (${total})`)
+    for (const [name, n] of entries) lines.push(`  ${name.padEnd(34)} ${n}`)
   }
-  console.log(`chaos soak: ${result.seconds} s, ${result.workers} workers, ${result.workspaces} workspaces, ${result.kills} kills, ${result.spawns} spawns`)
+  lines.push(`chaos soak: ${result.seconds} s, ${result.workers} workers, ${result.workspaces} workspaces, ${result.kills} kills, ${result.spawns} spawns`)
   table('operations', result.operations)
   table('deletions (operation/why)', result.deletions)
   table('watcher events', result.events)
   table('down reasons', result.downReasons)
   table('final checks', result.final)
-  console.log(`violations: ${result.violations.length}`)
-  for (const item of result.violations.slice(0, 50)) console.log(`  ${JSON.stringify(item).slice(0, 1000)}`)
-  if (result.root) console.log(`logs and registry kept in ${result.root}`)
+  lines.push(`violations: ${result.violationCount}`)
+  for (const item of result.violations.slice(0, 50)) lines.push(`  ${JSON.stringify(item).slice(0, 1000)}`)
+  if (result.root) lines.push(`logs and registry kept in ${result.root}`)
+  return `${lines.join('\n')}\n`
 }
