@@ -93,6 +93,7 @@ async function findProblems(registry: Registry): Promise<Finding[]> {
     else if ((file.mode & 0o077) !== 0) add('problem', 'file-mode', path, `entry file is readable or writable by others (mode ${modeOf(file)}): chmod 600`, true)
   }
   for (const item of await registry.prune({ dryRun: true })) {
+    if (item.reason === 'stale-lock') continue // reported with the lock's state, below
     if (item.reason === 'corrupt') add('problem', 'corrupt', item.path, `corrupt entry file (${item.problem}); prune moves it to ${QUARANTINE_DIR}/`, true)
     else if (item.reason === 'stale-temp') add('problem', 'stale-temp', item.path, 'temp file left by a crashed writer; prune sweeps it', true)
     else if (item.reason === 'legacy-migrated' || item.reason === 'legacy-duplicate') {
@@ -149,7 +150,7 @@ async function lockFindings(dir: string): Promise<Finding[]> {
     if (state === 'held') {
       findings.push({ severity: 'note', kind: 'lock-held', message: `workspace lock is held${holder ? ` by pid ${holder.pid} since ${holder.since}` : ''}`, path, fixable: false })
     } else if (state === 'free') {
-      findings.push({ severity: 'note', kind: 'stale-lock-file', message: 'holder record left by a lock holder that was killed; harmless, the next holder replaces it', path, fixable: false })
+      findings.push({ severity: 'note', kind: 'stale-lock-file', message: 'holder record left by a lock holder that was killed; harmless: the next holder replaces it and `wsreg prune` removes it', path, fixable: true })
     }
   }
   return findings
@@ -182,6 +183,7 @@ async function repair(registry: Registry): Promise<string[]> {
     if (item.reason === 'corrupt') done.push(item.quarantinedTo ? `quarantined ${item.path} → ${item.quarantinedTo}` : `could not quarantine ${item.path}`)
     else if (item.reason === 'stale-temp') done.push(`swept ${item.path}`)
     else if (item.reason === 'legacy-migrated') done.push(`migrated ${item.path} → ${item.id}.json`)
+    else if (item.reason === 'stale-lock') done.push(`removed ${item.path} (record of a killed lock holder)`)
     else done.push(`removed ${item.path} (${item.reason})`)
   }
   return done

@@ -37,6 +37,8 @@ export interface HeldLock {
 export const LOCK_FILE = (id: string): string => `${id}.lock`
 /** Side files as found in the registry folder. */
 export const LOCK_FILE_NAME = /^([0-9a-f]{16})\.lock$/
+/** Temp and aside files of side-file writers (`<id>.lock.<suffix>`); a killed holder's are debris like entry temp files. */
+export const LOCK_TEMP_NAME = /^[0-9a-f]{16}\.lock\..+$/
 
 const MAX_BACKOFF_MS = 250
 
@@ -155,23 +157,48 @@ function hold(server: Server, dir: string, id: string): HeldLock {
   }
 }
 
+type HolderRecord = LockHolder & { pidStartTime?: unknown }
+
+function parseRecord(bytes: Buffer): HolderRecord | undefined {
+  let value: unknown
+  try {
+    value = JSON.parse(bytes.toString('utf8'))
+  } catch {
+    return undefined
+  }
+  const record = value as Partial<HolderRecord> | null
+  if (!record || !Number.isSafeInteger(record.pid) || typeof record.host !== 'string' || typeof record.since !== 'string') return undefined
+  return record as HolderRecord
+}
+
+/** Whether the process a side file names has ended (or its pid was reused); one whose identity is hidden has not. */
+function holderEnded(record: HolderRecord): boolean {
+  const probe = inspectProcess(record.pid)
+  if (probe.state === 'gone' || probe.state === 'zombie') return true
+  return typeof record.pidStartTime === 'string' && probe.startTime !== null && probe.startTime !== record.pidStartTime
+}
+
 /** The holder recorded in the side file of workspace `id`, if that process still runs; the file never decides who holds the lock. */
 export function lockHolder(dir: string, id: string): LockHolder | undefined {
   const read = readEntryFile(join(dir, LOCK_FILE(id)))
   if (read.kind !== 'ok') return undefined
-  let value: unknown
-  try {
-    value = JSON.parse(read.bytes.toString('utf8'))
-  } catch {
-    return undefined
-  }
-  const record = value as Partial<LockHolder> & { pidStartTime?: unknown }
-  if (!Number.isSafeInteger(record.pid) || typeof record.host !== 'string' || typeof record.since !== 'string') return undefined
+  const record = parseRecord(read.bytes)
   // A side file left by a SIGKILLed holder names a dead (or reused) pid: say nothing rather than something false.
-  const probe = inspectProcess(record.pid as number)
-  if (probe.state !== 'running' && probe.state !== 'hidden') return undefined
-  if (typeof record.pidStartTime === 'string' && probe.startTime !== null && probe.startTime !== record.pidStartTime) return undefined
-  return { pid: record.pid as number, host: record.host, since: record.since }
+  if (!record || holderEnded(record)) return undefined
+  return { pid: record.pid, host: record.host, since: record.since }
+}
+
+/**
+ * The bytes of workspace `id`'s side file when it names a process of this host that has ended (a SIGKILLed
+ * holder's leftover), else null. Deleting exactly these bytes (compare-and-delete) is safe: a new holder
+ * writes a new record, and the kernel lock never depended on the file.
+ */
+export function staleLockRecord(dir: string, id: string): Buffer | null {
+  const read = readEntryFile(join(dir, LOCK_FILE(id)))
+  if (read.kind !== 'ok') return null
+  const record = parseRecord(read.bytes)
+  if (!record || record.host !== hostName()) return null
+  return holderEnded(record) ? read.bytes : null
 }
 
 /** Whether workspace `id` is locked right now, asked without taking the lock (a connect, which the holder hangs up on). */

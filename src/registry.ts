@@ -8,7 +8,7 @@ import { pickWinner, upgradeLegacy, type Candidate } from './legacy.js'
 import { ENTRY_NAME, ID_PATTERN, TEMP_NAME, absoluteDir, canonicalCwd, defaultRegistryDir, idOfCanonical } from './paths.js'
 import { Judge, isPrunable, type Status, type StatusReason } from './status.js'
 import { claimWorkspace, type Claim, type ClaimInput } from './claim.js'
-import { acquireLock, type LockOptions } from './lock.js'
+import { LOCK_FILE, LOCK_FILE_NAME, LOCK_TEMP_NAME, acquireLock, staleLockRecord, type LockOptions } from './lock.js'
 import { reapEntry, type ReapOptions, type ReapResult } from './reap.js'
 import { checkDir, compareAndDelete, createExclusive, ensureDir, quarantine, readEntryFile, sweepTemp, writeAtomic } from './store.js'
 import { RegistryWatcher, type WatchOptions } from './watch.js'
@@ -80,7 +80,7 @@ export interface CorruptRow {
 }
 
 /** Why {@link Registry.prune} took a file away. */
-export type PruneReason = StatusReason | 'legacy-duplicate' | 'legacy-migrated' | 'corrupt' | 'stale-temp'
+export type PruneReason = StatusReason | 'legacy-duplicate' | 'legacy-migrated' | 'corrupt' | 'stale-temp' | 'stale-lock'
 
 /** One file {@link Registry.prune} (or a self-pruning read) removed, moved or would have. */
 export interface PruneItem {
@@ -391,6 +391,7 @@ export class Registry {
     }
     const groups = new Map<string, string[]>()
     const temps: string[] = []
+    const locks: string[] = []
     for (const name of names) {
       const match = ENTRY_NAME.exec(name)
       if (match) {
@@ -398,8 +399,10 @@ export class Registry {
         const files = groups.get(id)
         if (files) files.push(name)
         else groups.set(id, [name])
-      } else if (TEMP_NAME.test(name)) {
+      } else if (TEMP_NAME.test(name) || LOCK_TEMP_NAME.test(name)) {
         temps.push(name)
+      } else if (LOCK_FILE_NAME.test(name)) {
+        locks.push(name)
       }
     }
     const judge = new Judge(this.marker)
@@ -411,6 +414,7 @@ export class Registry {
           result.report.push({ id: name.slice(0, 16), cwd: null, path: join(this.dir, name), reason: 'stale-temp' })
         }
       }
+      for (const name of locks) this.#dropStaleLockRecord(name.slice(0, 16), options, result)
     }
     if (options.quarantine) {
       for (const file of result.corrupt) {
@@ -512,6 +516,14 @@ export class Registry {
   /** Write an entry owned by this process (or `input.pid`) and remove it on exit; see {@link Claim}. */
   async claim(input: ClaimInput): Promise<Claim> {
     return claimWorkspace(this, input)
+  }
+
+  /** A lock side file left by a SIGKILLed holder would otherwise stay forever (only messages ever read it). */
+  #dropStaleLockRecord(id: string, options: ScanOptions, result: ScanResult): void {
+    const stale = staleLockRecord(this.dir, id)
+    if (!stale) return
+    const item: PruneItem = { id, cwd: null, path: join(this.dir, LOCK_FILE(id)), reason: 'stale-lock' }
+    if (options.dryRun || compareAndDelete(this.dir, LOCK_FILE(id), stale) === 'deleted') result.report.push(item)
   }
 
   #delete(candidate: Candidate, reason: PruneReason, options: ScanOptions, result: ScanResult): void {

@@ -1,4 +1,4 @@
-import { appendFileSync, readFileSync, writeFileSync } from 'node:fs'
+import { appendFileSync, existsSync, readFileSync, utimesSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fork } from 'node:child_process'
 import { describe, expect, it } from 'vitest'
@@ -88,6 +88,40 @@ console.log('held')\n`)
     holder.process.kill('SIGKILL')
     await holder.ended
     expect((await diagnose(registry)).findings).toMatchObject([{ kind: 'stale-lock-file', severity: 'note' }])
+  })
+
+  it('is cleaned by prune once the holder was killed, never while it lives (found by the chaos soak)', async () => {
+    const { dir, cwd } = sandbox()
+    const registry = new Registry({ dir })
+    const side = join(dir, `${workspaceId(cwd)}.lock`)
+    const holder = start('lock-holder.mjs', ['hold', dir, cwd])
+    await holder.next()
+    expect(await registry.prune()).toEqual([])
+    expect(existsSync(side)).toBe(true)
+    holder.process.kill('SIGKILL')
+    await holder.ended
+    expect(await registry.prune({ dryRun: true })).toMatchObject([{ reason: 'stale-lock', path: side }])
+    expect(existsSync(side)).toBe(true)
+    expect(await registry.prune()).toMatchObject([{ reason: 'stale-lock', path: side }])
+    expect(existsSync(side)).toBe(false)
+    const release = await registry.lock(cwd)
+    expect(await registry.prune()).toEqual([])
+    expect(existsSync(side)).toBe(true)
+    await release()
+  })
+
+  it('has its temp files swept by prune once they are a minute old, like entry temp files', async () => {
+    const { dir, cwd } = sandbox()
+    const registry = new Registry({ dir })
+    await registry.register(cwd)
+    // What a holder SIGKILLed while writing its side file leaves behind.
+    const temp = join(dir, `${workspaceId(cwd)}.lock.tmp-4242-7-0badc0de`)
+    writeFileSync(temp, '{"pid":4242')
+    expect(await registry.prune()).toEqual([])
+    const old = new Date(Date.now() - 61_000)
+    utimesSync(temp, old, old)
+    expect(await registry.prune()).toMatchObject([{ reason: 'stale-temp', path: temp }])
+    expect(existsSync(temp)).toBe(false)
   })
 
   it('has exactly one winner in each of 50 rounds among 8 processes', async () => {
