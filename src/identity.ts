@@ -148,9 +148,8 @@ export interface ProcessIdentity {
   pidNamespace: string | null
 }
 
-/** Capture the identity of a live `pid` now (pid 0: no process, only the machine's identity). */
-export function captureIdentity(pid: number): ProcessIdentity {
-  const probe = pid > 0 ? inspectProcess(pid) : null
+/** Capture the identity of a live `pid` now (pid 0: no process, only the machine's identity); pass `probe` when already taken. */
+export function captureIdentity(pid: number, probe: ProcessProbe | null = pid > 0 ? inspectProcess(pid) : null): ProcessIdentity {
   return {
     pidStartTime: probe?.state === 'running' ? probe.startTime : null,
     bootId: platform.bootId(),

@@ -1,5 +1,5 @@
 import { readdirSync } from 'node:fs'
-import { basename, join } from 'node:path'
+import { basename, sep } from 'node:path'
 import { isKnownField, parseEntry, serializeEntry, type Entry } from './entry.js'
 import { RegistryError, isErrno } from './errors.js'
 import { probeUrls, type Health } from './health.js'
@@ -151,16 +151,23 @@ export class Registry {
   readonly app: string
   /** File that must exist in a workspace root, if configured. */
   readonly marker: string | undefined
+  readonly #prefix: string
 
   constructor(options: RegistryOptions = {}) {
     this.app = options.app ?? DEFAULT_APP
     this.dir = options.dir !== undefined ? absoluteDir(options.dir, 'options.dir') : defaultRegistryDir(this.app)
     this.marker = options.marker
+    this.#prefix = this.dir.endsWith(sep) ? this.dir : this.dir + sep
+  }
+
+  // `dir` is resolved and file names are plain, so concatenation is what path.join would return, without its normalizing pass per file.
+  #path(file: string): string {
+    return this.#prefix + file
   }
 
   /** Path of the entry file of `cwd` (whether or not it exists). */
   entryPath(cwd: string): string {
-    return join(this.dir, `${idOfCanonical(canonicalCwd(cwd))}.json`)
+    return this.#path(`${idOfCanonical(canonicalCwd(cwd))}.json`)
   }
 
   /** Record a workspace (last writer wins). Keeps `startedAt` when the same process rewrites its own entry. */
@@ -176,13 +183,11 @@ export class Registry {
 
   #compose(cwd: string, pid: number, input: Omit<WriteInput, 'cwd'>): Entry {
     const id = idOfCanonical(cwd)
-    if (pid > 0) {
-      const probe = inspectProcess(pid)
-      if (probe.state === 'gone' || probe.state === 'zombie') {
-        throw new RegistryError('E_INVALID', `Process ${pid} is not running: pass the pid of a live process, or 0 for an idle workspace.`)
-      }
+    const probe = pid > 0 ? inspectProcess(pid) : null
+    if (probe && (probe.state === 'gone' || probe.state === 'zombie')) {
+      throw new RegistryError('E_INVALID', `Process ${pid} is not running: pass the pid of a live process, or 0 for an idle workspace.`)
     }
-    const identity = captureIdentity(pid)
+    const identity = captureIdentity(pid, probe)
     const previous = this.#readCanonical(id)?.entry
     const sameOwner =
       previous !== undefined &&
@@ -270,7 +275,7 @@ export class Registry {
         infos.push({
           status: 'corrupt',
           id: file.id,
-          path: join(this.dir, file.file),
+          path: this.#path(file.file),
           mtime: file.mtimeMs === null ? null : new Date(file.mtimeMs).toISOString(),
           problem: file.problem,
         })
@@ -284,7 +289,7 @@ export class Registry {
       ...row.entry,
       status: row.verdict.status,
       reason: row.verdict.reason,
-      path: join(this.dir, row.file),
+      path: this.#path(row.file),
       mtime: new Date(row.mtimeMs).toISOString(),
     }
   }
@@ -303,7 +308,7 @@ export class Registry {
     if (!checkDir(this.dir)) return false
     let removed = false
     for (const file of this.#filesOf(id)) {
-      const read = readEntryFile(join(this.dir, file))
+      const read = readEntryFile(this.#path(file))
       if (read.kind !== 'ok') continue // corrupt files are never deleted, only quarantined by prune
       const parsed = parseEntry(read.bytes.toString('utf8'), id, { legacy: file !== `${id}.json`, localHost: '' })
       if (!parsed.ok) continue
@@ -336,7 +341,7 @@ export class Registry {
 
   #readCanonical(id: string): Candidate | undefined {
     const file = `${id}.json`
-    const read = readEntryFile(join(this.dir, file))
+    const read = readEntryFile(this.#path(file))
     if (read.kind !== 'ok') return undefined
     const parsed = parseEntry(read.bytes.toString('utf8'), id)
     if (!parsed.ok) return undefined
@@ -386,14 +391,14 @@ export class Registry {
       const now = Date.now()
       for (const name of temps) {
         if (sweepTemp(this.dir, name, now, STALE_TEMP_MS, options.dryRun ?? false)) {
-          result.report.push({ id: name.slice(0, 16), cwd: null, path: join(this.dir, name), reason: 'stale-temp' })
+          result.report.push({ id: name.slice(0, 16), cwd: null, path: this.#path(name), reason: 'stale-temp' })
         }
       }
     }
     if (options.quarantine) {
       for (const file of result.corrupt) {
         const quarantinedTo = options.dryRun ? null : quarantine(this.dir, file.file)
-        result.report.push({ id: file.id, cwd: null, path: join(this.dir, file.file), reason: 'corrupt', problem: file.problem, quarantinedTo })
+        result.report.push({ id: file.id, cwd: null, path: this.#path(file.file), reason: 'corrupt', problem: file.problem, quarantinedTo })
       }
     }
     result.rows.sort(byNameThenCwd)
@@ -405,7 +410,7 @@ export class Registry {
     const candidates: Candidate[] = []
     for (const file of files) {
       const legacy = file.length !== 21 // `<16 hex>.json`
-      const read = readEntryFile(join(this.dir, file))
+      const read = readEntryFile(this.#path(file))
       if (read.kind === 'missing') continue
       if (read.kind === 'corrupt') {
         result.corrupt.push({ id, file, problem: read.problem, mtimeMs: read.mtimeMs })
@@ -445,7 +450,7 @@ export class Registry {
     const data = serializeEntry(upgraded)
     const migrated: Candidate = { ...winner, file, legacy: false, entry: upgraded, bytes: Buffer.from(data) }
     if (options.dryRun) {
-      result.report.push({ id: upgraded.id, cwd: upgraded.cwd, path: join(this.dir, winner.file), reason: 'legacy-migrated' })
+      result.report.push({ id: upgraded.id, cwd: upgraded.cwd, path: this.#path(winner.file), reason: 'legacy-migrated' })
       return migrated
     }
     try {
@@ -461,14 +466,14 @@ export class Registry {
       throw error
     }
     if (compareAndDelete(this.dir, winner.file, winner.bytes) === 'deleted') {
-      result.report.push({ id: upgraded.id, cwd: upgraded.cwd, path: join(this.dir, winner.file), reason: 'legacy-migrated' })
+      result.report.push({ id: upgraded.id, cwd: upgraded.cwd, path: this.#path(winner.file), reason: 'legacy-migrated' })
     }
     return migrated
   }
 
   #delete(candidate: Candidate, reason: PruneReason, options: ScanOptions, result: ScanResult): void {
     if (!options.prune) return
-    const path = join(this.dir, candidate.file)
+    const path = this.#path(candidate.file)
     const item: PruneItem = { id: candidate.entry.id, cwd: candidate.entry.cwd, path, reason }
     if (options.dryRun) {
       result.report.push(item)

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import {
-  closeSync, constants, fstatSync, fsyncSync, linkSync, lstatSync, mkdirSync, openSync, readSync, renameSync, unlinkSync, writeSync,
+  closeSync, constants, fstatSync, type Stats, fsyncSync, linkSync, lstatSync, mkdirSync, openSync, readSync, renameSync, unlinkSync, writeSync,
 } from 'node:fs'
 import { join } from 'node:path'
 import { MAX_ENTRY_BYTES } from './entry.js'
@@ -38,7 +38,8 @@ export function readEntryFile(path: string): FileRead {
       if (n === 0) break
       length += n
       if (length > MAX_ENTRY_BYTES) return { kind: 'corrupt', problem: `is larger than ${MAX_ENTRY_BYTES} bytes`, mtimeMs: stat.mtimeMs }
-      if (length === target.length) break
+      // A regular file's read comes back short only at its end, so once fstat's size is in, a second read would only say EOF.
+      if (length >= stat.size || length === target.length) break
     }
     return { kind: 'ok', bytes: Buffer.from(target.subarray(0, length)), mtimeMs: stat.mtimeMs }
   } catch (error) {
@@ -121,8 +122,7 @@ export function compareAndDelete(dir: string, name: string, judged: Buffer): Del
     if (isErrno(error, 'EACCES', 'EPERM', 'EROFS')) return 'read-only'
     throw error
   }
-  const taken = readEntryFile(aside)
-  if (taken.kind === 'ok' && taken.bytes.equals(judged)) {
+  if (holds(aside, judged)) {
     unlinkQuiet(aside)
     return 'deleted'
   }
@@ -141,6 +141,26 @@ export function compareAndDelete(dir: string, name: string, judged: Buffer): Del
   }
   unlinkQuiet(aside)
   return 'changed'
+}
+
+/** True when the file at `path` (not followed if a link) holds exactly `bytes`: one open, one read, one close. */
+function holds(path: string, bytes: Buffer): boolean {
+  let fd: number
+  try {
+    fd = openSync(path, READ_FLAGS)
+  } catch {
+    return false
+  }
+  try {
+    const target = bytes.length < shared.length ? shared : Buffer.allocUnsafe(bytes.length + 1)
+    // Ask for one byte more than judged: a longer file reads longer; a regular file reads short only at its end.
+    const n = readSync(fd, target, 0, bytes.length + 1, 0)
+    return n === bytes.length && target.subarray(0, n).equals(bytes)
+  } catch {
+    return false // a directory, a FIFO or an unreadable file is not the judged version
+  } finally {
+    closeSync(fd)
+  }
 }
 
 /** Unlink, ignoring a file that is already gone; other failures (read-only folder) return false. */
@@ -184,7 +204,10 @@ export function sweepTemp(dir: string, name: string, now: number, maxAgeMs: numb
 /** A problem with the registry folder itself. */
 export function dirProblem(dir: string): string | null {
   const stat = lstatSync(dir, { throwIfNoEntry: false })
-  if (!stat) return null
+  return stat ? problemOf(dir, stat) : null
+}
+
+function problemOf(dir: string, stat: Stats): string | null {
   if (stat.isSymbolicLink()) return `is a symlink: point the registry at the real folder (${dir} → its target) instead`
   if (!stat.isDirectory()) return 'is not a folder: remove it or choose another registry folder'
   if (process.platform === 'win32') return null
@@ -200,13 +223,16 @@ export function dirProblem(dir: string): string | null {
 
 /** Refuse a folder someone else could feed entries through (E_UNSAFE_DIR); false when it does not exist. */
 export function checkDir(dir: string): boolean {
-  const problem = dirProblem(dir)
+  const stat = lstatSync(dir, { throwIfNoEntry: false })
+  if (!stat) return false
+  const problem = problemOf(dir, stat)
   if (problem) throw new RegistryError('E_UNSAFE_DIR', `Registry folder ${dir} ${problem}.`, { dir })
-  return lstatSync(dir, { throwIfNoEntry: false }) !== undefined
+  return true
 }
 
 /** Create the registry folder (mode 0700) when missing, then check it is safe. */
 export function ensureDir(dir: string): void {
-  if (!lstatSync(dir, { throwIfNoEntry: false })) mkdirSync(dir, { recursive: true, mode: 0o700 })
+  if (checkDir(dir)) return
+  mkdirSync(dir, { recursive: true, mode: 0o700 })
   checkDir(dir)
 }
