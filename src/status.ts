@@ -1,4 +1,4 @@
-import { statSync } from 'node:fs'
+import { existsSync, statSync } from 'node:fs'
 import { homedir } from 'node:os'
 import { join, sep } from 'node:path'
 import type { Entry } from './entry.js'
@@ -25,6 +25,9 @@ export interface Verdict {
   status: Status
   reason: StatusReason | null
 }
+
+const ALIVE: Verdict = Object.freeze({ status: 'alive', reason: null })
+const IDLE: Verdict = Object.freeze({ status: 'idle', reason: null })
 
 /** Statuses that `read` and `list` delete on sight. */
 export function isPrunable(status: Status): boolean {
@@ -66,8 +69,9 @@ export class Judge {
 
   /** Why a workspace root does not count as present, or null when it does. */
   workspaceMissing(cwd: string): StatusReason | null {
-    const stat = statSync(cwd, { throwIfNoEntry: false })
-    if (!stat?.isDirectory()) return 'cwd-missing'
+    // `<cwd>/.` resolves only through a directory: one access() call, no Stats object per entry. It also
+    // fails on a folder we may not search, so a "no" is confirmed by stat (which needs no permission on it).
+    if (!existsSync(cwd + sep + '.') && !statSync(cwd, { throwIfNoEntry: false })?.isDirectory()) return 'cwd-missing'
     if (this.trashDirs.some((trash) => cwd.startsWith(trash))) return 'in-trash'
     if (this.marker && !statSync(join(cwd, this.marker), { throwIfNoEntry: false })) return 'marker-missing'
     return null
@@ -81,7 +85,7 @@ export class Judge {
     }
     if (entry.pid === 0) {
       const missing = this.workspaceMissing(entry.cwd)
-      return missing ? { status: 'gone', reason: missing } : { status: 'idle', reason: null }
+      return missing ? { status: 'gone', reason: missing } : IDLE
     }
     if (entry.bootId && this.bootId && entry.bootId !== this.bootId) return { status: 'dead', reason: 'rebooted' }
     const probe = this.probe(entry.pid)
@@ -96,7 +100,7 @@ export class Judge {
       if (probe.startedAtMs > written + LEGACY_START_SLACK_MS) return { status: 'dead', reason: 'pid-reused' }
     }
     const missing = this.workspaceMissing(entry.cwd)
-    return missing ? { status: 'orphan', reason: missing } : { status: 'alive', reason: null }
+    return missing ? { status: 'orphan', reason: missing } : ALIVE
   }
 }
 

@@ -15,9 +15,20 @@ export type FileRead =
 // O_NOFOLLOW: a symlinked entry is corrupt, never followed. O_NONBLOCK: a planted FIFO cannot hang a reader.
 const READ_FLAGS = constants.O_RDONLY | (constants.O_NOFOLLOW ?? 0) | (constants.O_NONBLOCK ?? 0)
 const shared = Buffer.allocUnsafe(64 * 1024)
+// Compare-and-delete reads into its own buffer: the bytes it compares against may be a view of `shared`.
+const compared = Buffer.allocUnsafe(64 * 1024)
 
 /** Read one entry file without following links, refusing non-regular and oversized files. */
 export function readEntryFile(path: string): FileRead {
+  const read = readEntryView(path)
+  return read.kind === 'ok' ? { kind: 'ok', bytes: Buffer.from(read.bytes), mtimeMs: read.mtimeMs } : read
+}
+
+/**
+ * {@link readEntryFile} without the copy: `bytes` is a view of a buffer the next read reuses, so a caller
+ * copies what it keeps. Lists read thousands of files and keep none of their bytes.
+ */
+export function readEntryView(path: string): FileRead {
   let fd: number
   try {
     fd = openSync(path, READ_FLAGS)
@@ -40,7 +51,7 @@ export function readEntryFile(path: string): FileRead {
       // A regular file's read comes back short only at its end, so once fstat's size is in, a second read would only say EOF.
       if (length >= stat.size || length === target.length) break
     }
-    return { kind: 'ok', bytes: Buffer.from(target.subarray(0, length)), mtimeMs: stat.mtimeMs }
+    return { kind: 'ok', bytes: target.subarray(0, length), mtimeMs: stat.mtimeMs }
   } catch (error) {
     return { kind: 'corrupt', problem: `cannot be read (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`, mtimeMs: null }
   } finally {
@@ -159,7 +170,7 @@ function holds(path: string, bytes: Buffer): boolean {
     return false
   }
   try {
-    const target = bytes.length < shared.length ? shared : Buffer.allocUnsafe(bytes.length + 1)
+    const target = bytes.length < compared.length ? compared : Buffer.allocUnsafe(bytes.length + 1)
     // Ask for one byte more than judged: a longer file reads longer; a regular file reads short only at its end.
     const n = readSync(fd, target, 0, bytes.length + 1, 0)
     return n === bytes.length && target.subarray(0, n).equals(bytes)
