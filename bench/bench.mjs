@@ -23,8 +23,8 @@ const R = (n) => Math.max(2, Math.round(n * quick))
 // Repeats per size: modest at 10,000 so the whole run stays well under 3 minutes on 2 cores.
 const REPEATS = {
   100: { list: 40, read: 20, write: 40, prune: 10, info: 30, cli: 15, first: 5 },
-  1000: { list: 20, read: 20, write: 30, prune: 6, info: 15, cli: 10, first: 5 },
-  10000: { list: 9, read: 20, write: 30, prune: 3, info: 5, cli: 5, first: 3 },
+  1000: { list: 15, read: 20, write: 30, prune: 5, info: 10, cli: 8, first: 4 },
+  10000: { list: 7, read: 20, write: 30, prune: 3, info: 4, cli: 4, first: 3 },
 }
 const READS_PER_SAMPLE = 50
 
@@ -165,7 +165,7 @@ try {
   commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8' }).trim()
 } catch {}
 
-console.log(`workspace-registry bench — node ${process.version}, ${availableParallelism()} cores, commit ${commit ?? '?'}`)
+console.log(`workspace-registry bench — node ${process.version}, ${availableParallelism()} cores, ${process.env.WSREG_BENCH_DIST ? `build ${DIST}` : `commit ${commit ?? '?'}`}`)
 console.log('baseline = the same work with raw fs calls, same run (wsreg ls: `node -e 0`); ratio = ours / baseline (medians)')
 console.log('')
 console.log(formatTable(rows))

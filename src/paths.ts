@@ -1,8 +1,8 @@
+import { hash } from 'node:crypto'
 import { realpathSync } from 'node:fs'
 import { homedir } from 'node:os'
 import { isAbsolute, join, resolve, sep } from 'node:path'
 import { RegistryError } from './errors.js'
-import { sha256Hex } from './sha256.js'
 
 /** Exact names the registry reads: `<id>.json` and the legacy `<id>-<pid>.json`. */
 export const ENTRY_NAME = /^([0-9a-f]{16})(?:-([0-9]+))?\.json$/
@@ -30,21 +30,10 @@ export function canonicalCwd(cwd: string): string {
   return absolute.length > 1 && absolute.endsWith(sep) && !/^[A-Za-z]:\\$/.test(absolute) ? absolute.slice(0, -1) : absolute
 }
 
-// node:crypto costs ~4 ms to load, more than a short CLI run spends hashing in JavaScript; its native
-// hash is ~2.5× faster per id, so a long list switches to it after the first few hundred ids.
-const NATIVE_HASH_AFTER = 500
-let hashed = 0
-let nativeHash: ((canonical: string) => string) | undefined
-
 /** Id of an already-canonical path: the first 16 hex chars of its SHA-256. */
 export function idOfCanonical(canonical: string): string {
-  if (nativeHash) return nativeHash(canonical)
-  if (++hashed > NATIVE_HASH_AFTER) {
-    const { hash } = process.getBuiltinModule('node:crypto')
-    nativeHash = (text) => hash('sha256', text, 'hex').slice(0, 16)
-    return nativeHash(canonical)
-  }
-  return sha256Hex(canonical, 16)
+  // The one-shot hash() is about twice as fast as createHash() per call; every listed entry pays one (the id check).
+  return hash('sha256', canonical, 'hex').slice(0, 16)
 }
 
 /** The workspace id of `cwd`: first 16 lowercase hex chars of SHA-256 over its canonical path. */

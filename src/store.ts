@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto'
 import {
   closeSync, constants, fstatSync, type Stats, fsyncSync, linkSync, lstatSync, mkdirSync, openSync, readSync, renameSync, unlinkSync, writeSync,
 } from 'node:fs'
@@ -68,18 +69,10 @@ function lstatMtime(path: string): number | null {
 }
 
 let counter = 0
-// Uniqueness, not secrecy: pid and counter already separate live writers; the random part keeps a crashed
-// writer's debris (same pid, reused) from being taken for ours. Math.random spares loading node:crypto at start-up.
-function randomHex(length: number): string {
-  let out = ''
-  while (out.length < length) out += Math.floor(Math.random() * 0x1_0000_0000).toString(16).padStart(8, '0')
-  return out.slice(0, length)
-}
-
 /** A private name next to `name` that the registry ignores: `<name>.<suffix>`. */
 export function tempName(name: string, purpose = 'tmp'): string {
   counter = (counter + 1) % 0x7fffffff
-  return `${name}.${purpose}-${process.pid}-${counter}-${randomHex(8)}`
+  return `${name}.${purpose}-${process.pid}-${counter}-${randomBytes(4).toString('hex')}`
 }
 
 function writeTemp(dir: string, name: string, data: string): string {
@@ -202,7 +195,7 @@ export function quarantine(dir: string, name: string): string | null {
   // Never move files through a symlinked quarantine folder: it could point anywhere.
   const stat = lstatSync(folder, { throwIfNoEntry: false })
   if (!stat || !stat.isDirectory() || stat.isSymbolicLink()) return null
-  const target = join(folder, `${name}.${new Date().toISOString().replace(/[:.]/g, '-')}-${randomHex(6)}`)
+  const target = join(folder, `${name}.${new Date().toISOString().replace(/[:.]/g, '-')}-${randomBytes(3).toString('hex')}`)
   try {
     renameSync(join(dir, name), target)
     return target
