@@ -134,9 +134,14 @@ export function createPortablePlatform(): Platform {
 /** The platform this process runs on. */
 export const platform: Platform = process.platform === 'linux' ? createLinuxPlatform() : createPortablePlatform()
 
+const selfPid = process.pid
+let selfProbe: ProcessProbe | undefined
+
 /** Inspect `pid`; pids ≤ 0 are never probed (kill(0) and kill(-1) address groups, not a process). */
 export function inspectProcess(pid: number): ProcessProbe {
   if (!Number.isSafeInteger(pid) || pid <= 0) return GONE
+  // This process is running and its start identity never changes: one /proc read serves every write it makes.
+  if (pid === selfPid) return (selfProbe ??= platform.inspect(pid))
   return platform.inspect(pid)
 }
 
