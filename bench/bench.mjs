@@ -1,7 +1,7 @@
 // `npm run bench`: the registry against the simplest raw-fs code, measured in the same run.
 // Options: --json <file> (write results), --sizes 100,1000 (subset), --quick (fewer repeats).
 import { execFileSync, spawnSync } from 'node:child_process'
-import { mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs'
 import { availableParallelism, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
@@ -13,7 +13,8 @@ import { formatTable, pair, summarize } from './harness.mjs'
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 // WSREG_BENCH_DIST points at another build (e.g. of an older commit) to compare against.
 const DIST = process.env.WSREG_BENCH_DIST ?? join(ROOT, 'dist')
-const CLI = join(DIST, 'cli', 'main.js')
+// The `wsreg` bin as installed (a CommonJS bundle since it starts faster); older builds have only main.js.
+const CLI = existsSync(join(DIST, 'cli', 'wsreg.cjs')) ? join(DIST, 'cli', 'wsreg.cjs') : join(DIST, 'cli', 'main.js')
 const { Registry } = await import(pathToFileURL(join(DIST, 'index.js')).href)
 const { values } = parseArgs({ options: { json: { type: 'string' }, sizes: { type: 'string' }, quick: { type: 'boolean' } } })
 const sizes = (values.sizes ?? '100,1000,10000').split(',').map(Number)
