@@ -135,9 +135,14 @@ export function createPortablePlatform(): Platform {
 /** The platform this process runs on. */
 export const platform: Platform = process.platform === 'linux' ? createLinuxPlatform() : createPortablePlatform()
 
+const selfPid = process.pid
+let selfProbe: ProcessProbe | undefined
+
 /** Inspect `pid`; pids ≤ 0 are never probed (kill(0) and kill(-1) address groups, not a process). */
 export function inspectProcess(pid: number): ProcessProbe {
   if (!Number.isSafeInteger(pid) || pid <= 0) return GONE
+  // This process is running and its start identity never changes: one /proc read serves every write it makes.
+  if (pid === selfPid) return (selfProbe ??= platform.inspect(pid))
   return platform.inspect(pid)
 }
 
@@ -149,9 +154,8 @@ export interface ProcessIdentity {
   pidNamespace: string | null
 }
 
-/** Capture the identity of a live `pid` now (pid 0: no process, only the machine's identity). */
-export function captureIdentity(pid: number): ProcessIdentity {
-  const probe = pid > 0 ? inspectProcess(pid) : null
+/** Capture the identity of a live `pid` now (pid 0: no process, only the machine's identity); pass `probe` when already taken. */
+export function captureIdentity(pid: number, probe: ProcessProbe | null = pid > 0 ? inspectProcess(pid) : null): ProcessIdentity {
   return {
     pidStartTime: probe?.state === 'running' ? probe.startTime : null,
     bootId: platform.bootId(),

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto'
+import { hash } from 'node:crypto'
 import { realpathSync } from 'node:fs'
 import { homedir } from 'node:os'
 import { isAbsolute, join, resolve, sep } from 'node:path'
@@ -32,7 +32,8 @@ export function canonicalCwd(cwd: string): string {
 
 /** Id of an already-canonical path: the first 16 hex chars of its SHA-256. */
 export function idOfCanonical(canonical: string): string {
-  return createHash('sha256').update(canonical, 'utf8').digest('hex').slice(0, 16)
+  // The one-shot hash() is about twice as fast as createHash() per call; every listed entry pays one (the id check).
+  return hash('sha256', canonical, 'hex').slice(0, 16)
 }
 
 /** The workspace id of `cwd`: first 16 lowercase hex chars of SHA-256 over its canonical path. */

@@ -1,5 +1,5 @@
 import { readdirSync } from 'node:fs'
-import { basename, join } from 'node:path'
+import { basename, join, sep } from 'node:path'
 import { entryTextProblem, isKnownField, parseEntry, serializeEntry, type Entry } from './entry.js'
 import { RegistryError, isErrno } from './errors.js'
 import { probeUrls, type Health } from './health.js'
@@ -10,7 +10,7 @@ import { Judge, isPrunable, type Status, type StatusReason } from './status.js'
 import { claimWorkspace, type Claim, type ClaimInput } from './claim.js'
 import { LOCK_FILE, LOCK_FILE_NAME, LOCK_TEMP_NAME, acquireLock, staleLockRecord, type LockOptions } from './lock.js'
 import { reapEntry, type ReapOptions, type ReapResult } from './reap.js'
-import { checkDir, compareAndDelete, createExclusive, ensureDir, quarantine, readEntryFile, sweepTemp, writeAtomic } from './store.js'
+import { checkDir, compareAndDelete, createExclusive, ensureDir, quarantine, readEntryFile, readEntryView, sweepTemp, writeAtomic } from './store.js'
 import { RegistryWatcher, type WatchOptions } from './watch.js'
 
 /** Options of a {@link Registry}. */
@@ -109,6 +109,8 @@ interface ScanOptions {
   prune: boolean
   /** Report only: change nothing on disk. */
   dryRun?: boolean
+  /** Keep the judged bytes of returned rows (a later compare-and-delete needs them); lists drop them to stay small. */
+  keepBytes?: boolean
   /** Move corrupt files into `.quarantine/`. */
   quarantine?: boolean
 }
@@ -123,6 +125,7 @@ interface ScanResult {
 /** A temp file older than this is a crashed writer's debris. */
 export const STALE_TEMP_MS = 60_000
 const DEFAULT_APP = 'wsreg'
+const NO_BYTES = Buffer.alloc(0)
 
 function byNameThenCwd(a: Candidate, b: Candidate): number {
   const x = a.entry
@@ -155,16 +158,23 @@ export class Registry {
   readonly app: string
   /** File that must exist in a workspace root, if configured. */
   readonly marker: string | undefined
+  readonly #prefix: string
 
   constructor(options: RegistryOptions = {}) {
     this.app = options.app ?? DEFAULT_APP
     this.dir = options.dir !== undefined ? absoluteDir(options.dir, 'options.dir') : defaultRegistryDir(this.app)
     this.marker = options.marker
+    this.#prefix = this.dir.endsWith(sep) ? this.dir : this.dir + sep
+  }
+
+  // `dir` is resolved and file names are plain, so concatenation is what path.join would return, without its normalizing pass per file.
+  #path(file: string): string {
+    return this.#prefix + file
   }
 
   /** Path of the entry file of `cwd` (whether or not it exists). */
   entryPath(cwd: string): string {
-    return join(this.dir, `${idOfCanonical(canonicalCwd(cwd))}.json`)
+    return this.#path(`${idOfCanonical(canonicalCwd(cwd))}.json`)
   }
 
   /** Record a workspace (last writer wins). Keeps `startedAt` when the same process rewrites its own entry. */
@@ -189,13 +199,11 @@ export class Registry {
 
   #compose(cwd: string, pid: number, input: Omit<WriteInput, 'cwd'>): Entry {
     const id = idOfCanonical(cwd)
-    if (pid > 0) {
-      const probe = inspectProcess(pid)
-      if (probe.state === 'gone' || probe.state === 'zombie') {
-        throw new RegistryError('E_INVALID', `Process ${pid} is not running: pass the pid of a live process, or 0 for an idle workspace.`)
-      }
+    const probe = pid > 0 ? inspectProcess(pid) : null
+    if (probe && (probe.state === 'gone' || probe.state === 'zombie')) {
+      throw new RegistryError('E_INVALID', `Process ${pid} is not running: pass the pid of a live process, or 0 for an idle workspace.`)
     }
-    const identity = captureIdentity(pid)
+    const identity = captureIdentity(pid, probe)
     const previous = this.#readCanonical(id)?.entry
     const sameOwner =
       previous !== undefined &&
@@ -283,7 +291,7 @@ export class Registry {
         infos.push({
           status: 'corrupt',
           id: file.id,
-          path: join(this.dir, file.file),
+          path: this.#path(file.file),
           mtime: file.mtimeMs === null ? null : new Date(file.mtimeMs).toISOString(),
           problem: file.problem,
         })
@@ -297,7 +305,7 @@ export class Registry {
       ...row.entry,
       status: row.verdict.status,
       reason: row.verdict.reason,
-      path: join(this.dir, row.file),
+      path: this.#path(row.file),
       mtime: new Date(row.mtimeMs).toISOString(),
     }
   }
@@ -316,7 +324,7 @@ export class Registry {
     if (!checkDir(this.dir)) return false
     let removed = false
     for (const file of this.#filesOf(id)) {
-      const read = readEntryFile(join(this.dir, file))
+      const read = readEntryFile(this.#path(file))
       if (read.kind !== 'ok') continue // corrupt files are never deleted, only quarantined by prune
       const parsed = parseEntry(read.bytes, id, { legacy: file !== `${id}.json`, localHost: '' })
       if (!parsed.ok) continue
@@ -358,7 +366,7 @@ export class Registry {
 
   #readCanonical(id: string): Candidate | undefined {
     const file = `${id}.json`
-    const read = readEntryFile(join(this.dir, file))
+    const read = readEntryFile(this.#path(file))
     if (read.kind !== 'ok') return undefined
     const parsed = parseEntry(read.bytes, id)
     if (!parsed.ok) return undefined
@@ -375,7 +383,7 @@ export class Registry {
       if (!isPrunable(canonical.verdict.status)) return canonical
     }
     const result: ScanResult = { rows: [], dead: [], corrupt: [], report: [] }
-    this.#resolveGroup(id, this.#filesOf(id), judge, options, result)
+    this.#resolveGroup(id, this.#filesOf(id), judge, { ...options, keepBytes: true }, result)
     return result.rows[0]
   }
 
@@ -389,7 +397,8 @@ export class Registry {
       if (isErrno(error, 'ENOENT')) return result
       throw error
     }
-    const groups = new Map<string, string[]>()
+    // Almost every workspace has one file: keep its name as is and make an array only for legacy groups.
+    const groups = new Map<string, string | string[]>()
     const temps: string[] = []
     const locks: string[] = []
     for (const name of names) {
@@ -397,8 +406,9 @@ export class Registry {
       if (match) {
         const id = match[1] as string
         const files = groups.get(id)
-        if (files) files.push(name)
-        else groups.set(id, [name])
+        if (files === undefined) groups.set(id, name)
+        else if (typeof files === 'string') groups.set(id, [files, name])
+        else files.push(name)
       } else if (TEMP_NAME.test(name) || LOCK_TEMP_NAME.test(name)) {
         temps.push(name)
       } else if (LOCK_FILE_NAME.test(name)) {
@@ -406,12 +416,12 @@ export class Registry {
       }
     }
     const judge = new Judge(this.marker)
-    for (const [id, files] of groups) this.#resolveGroup(id, files, judge, options, result)
+    for (const [id, files] of groups) this.#resolveGroup(id, typeof files === 'string' ? [files] : files, judge, options, result)
     if (options.prune) {
       const now = Date.now()
       for (const name of temps) {
         if (sweepTemp(this.dir, name, now, STALE_TEMP_MS, options.dryRun ?? false)) {
-          result.report.push({ id: name.slice(0, 16), cwd: null, path: join(this.dir, name), reason: 'stale-temp' })
+          result.report.push({ id: name.slice(0, 16), cwd: null, path: this.#path(name), reason: 'stale-temp' })
         }
       }
       for (const name of locks) this.#dropStaleLockRecord(name.slice(0, 16), options, result)
@@ -419,7 +429,7 @@ export class Registry {
     if (options.quarantine) {
       for (const file of result.corrupt) {
         const quarantinedTo = options.dryRun ? null : quarantine(this.dir, file.file)
-        result.report.push({ id: file.id, cwd: null, path: join(this.dir, file.file), reason: 'corrupt', problem: file.problem, quarantinedTo })
+        result.report.push({ id: file.id, cwd: null, path: this.#path(file.file), reason: 'corrupt', problem: file.problem, quarantinedTo })
       }
     }
     result.rows.sort(byNameThenCwd)
@@ -428,10 +438,13 @@ export class Registry {
 
   /** Judge every file of one workspace, pick the one that speaks for it, and (when pruning) clean up the rest. */
   #resolveGroup(id: string, files: string[], judge: Judge, options: ScanOptions, result: ScanResult): void {
+    // A lone file (nearly every workspace) may keep its bytes as a view of the read buffer: nothing reads another
+    // entry file before its group is settled, and no candidate leaves the group holding the view.
+    const view = files.length === 1 && !options.keepBytes
     const candidates: Candidate[] = []
     for (const file of files) {
       const legacy = file.length !== 21 // `<16 hex>.json`
-      const read = readEntryFile(join(this.dir, file))
+      const read = readEntryView(this.#path(file))
       if (read.kind === 'missing') continue
       if (read.kind === 'corrupt') {
         result.corrupt.push({ id, file, problem: read.problem, mtimeMs: read.mtimeMs })
@@ -442,9 +455,17 @@ export class Registry {
         result.corrupt.push({ id, file, problem: parsed.problem, mtimeMs: read.mtimeMs })
         continue
       }
+      shareMachineStrings(parsed.entry, judge)
       const verdict = judge.judge(parsed.entry, read.mtimeMs)
-      candidates.push({ file, legacy, bytes: read.bytes, entry: parsed.entry, mtimeMs: read.mtimeMs, verdict })
+      const bytes = view ? read.bytes : Buffer.from(read.bytes)
+      candidates.push({ file, legacy, bytes, entry: parsed.entry, mtimeMs: read.mtimeMs, verdict })
     }
+    this.#settleGroup(candidates, judge, options, result)
+    if (view) for (const candidate of candidates) candidate.bytes = NO_BYTES
+  }
+
+  /** Pick the candidate that speaks for a workspace and (when pruning) clean up the rest. */
+  #settleGroup(candidates: Candidate[], judge: Judge, options: ScanOptions, result: ScanResult): void {
     const winner = pickWinner(candidates)
     if (!winner) return
     if (isPrunable(winner.verdict.status)) {
@@ -461,6 +482,7 @@ export class Registry {
       if (isPrunable(candidate.verdict.status)) result.dead.push(candidate)
       this.#delete(candidate, isPrunable(candidate.verdict.status) ? (candidate.verdict.reason ?? 'exited') : 'legacy-duplicate', options, result)
     }
+    if (!options.keepBytes) row.bytes = NO_BYTES
     result.rows.push(row)
   }
 
@@ -471,7 +493,7 @@ export class Registry {
     const data = serializeEntry(upgraded)
     const migrated: Candidate = { ...winner, file, legacy: false, entry: upgraded, bytes: Buffer.from(data) }
     if (options.dryRun) {
-      result.report.push({ id: upgraded.id, cwd: upgraded.cwd, path: join(this.dir, winner.file), reason: 'legacy-migrated' })
+      result.report.push({ id: upgraded.id, cwd: upgraded.cwd, path: this.#path(winner.file), reason: 'legacy-migrated' })
       return migrated
     }
     try {
@@ -487,7 +509,7 @@ export class Registry {
       throw error
     }
     if (compareAndDelete(this.dir, winner.file, winner.bytes) === 'deleted') {
-      result.report.push({ id: upgraded.id, cwd: upgraded.cwd, path: join(this.dir, winner.file), reason: 'legacy-migrated' })
+      result.report.push({ id: upgraded.id, cwd: upgraded.cwd, path: this.#path(winner.file), reason: 'legacy-migrated' })
     }
     return migrated
   }
@@ -528,7 +550,7 @@ export class Registry {
 
   #delete(candidate: Candidate, reason: PruneReason, options: ScanOptions, result: ScanResult): void {
     if (!options.prune) return
-    const path = join(this.dir, candidate.file)
+    const path = this.#path(candidate.file)
     const item: PruneItem = { id: candidate.entry.id, cwd: candidate.entry.cwd, path, reason }
     if (options.dryRun) {
       result.report.push(item)
@@ -536,6 +558,14 @@ export class Registry {
     }
     if (compareAndDelete(this.dir, candidate.file, candidate.bytes) === 'deleted') result.report.push(item)
   }
+}
+
+// Every entry written on this machine repeats its boot id, host and namespace: one shared string each keeps a
+// 10,000-row list about 1 MB smaller (values and key order are unchanged).
+function shareMachineStrings(entry: Entry, judge: Judge): void {
+  if (entry.bootId === judge.bootId) entry.bootId = judge.bootId
+  if (entry.host === judge.host) entry.host = judge.host
+  if (entry.pidNamespace === judge.pidNamespace) entry.pidNamespace = judge.pidNamespace
 }
 
 function checkId(id: string): string {

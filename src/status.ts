@@ -1,4 +1,4 @@
-import { statSync } from 'node:fs'
+import { existsSync, statSync } from 'node:fs'
 import { homedir } from 'node:os'
 import { join, sep } from 'node:path'
 import type { Entry } from './entry.js'
@@ -28,6 +28,9 @@ export interface Verdict {
   /** Why, when the status alone does not say (`exited`, `pid-reused`, `cwd-missing`, `foreign-host`, …). */
   reason: StatusReason | null
 }
+
+const ALIVE: Verdict = Object.freeze({ status: 'alive', reason: null })
+const IDLE: Verdict = Object.freeze({ status: 'idle', reason: null })
 
 /** Statuses that `read` and `list` delete on sight. */
 export function isPrunable(status: Status): boolean {
@@ -69,7 +72,9 @@ export class Judge {
 
   /** Why a workspace root does not count as present, or null when it does. */
   workspaceMissing(cwd: string): StatusReason | null {
-    if (exists(cwd, true) === false) return 'cwd-missing'
+    // `<cwd>/.` resolves only through a directory: one access() call, no Stats object per entry. A "no" may be
+    // a folder we cannot search, so it is confirmed by stat (which also maps ENOTDIR/ENAMETOOLONG to missing).
+    if (!existsSync(cwd + sep + '.') && exists(cwd, true) === false) return 'cwd-missing'
     if (this.trashDirs.some((trash) => cwd.startsWith(trash))) return 'in-trash'
     if (this.marker && exists(join(cwd, this.marker), false) === false) return 'marker-missing'
     return null
@@ -83,7 +88,7 @@ export class Judge {
     }
     if (entry.pid === 0) {
       const missing = this.workspaceMissing(entry.cwd)
-      return missing ? { status: 'gone', reason: missing } : { status: 'idle', reason: null }
+      return missing ? { status: 'gone', reason: missing } : IDLE
     }
     if (entry.bootId && this.bootId && entry.bootId !== this.bootId) return { status: 'dead', reason: 'rebooted' }
     const probe = this.probe(entry.pid)
@@ -98,7 +103,7 @@ export class Judge {
       if (probe.startedAtMs > written + LEGACY_START_SLACK_MS) return { status: 'dead', reason: 'pid-reused' }
     }
     const missing = this.workspaceMissing(entry.cwd)
-    return missing ? { status: 'orphan', reason: missing } : { status: 'alive', reason: null }
+    return missing ? { status: 'orphan', reason: missing } : ALIVE
   }
 }
 

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import {
-  closeSync, constants, fstatSync, fsyncSync, linkSync, lstatSync, mkdirSync, openSync, readSync, renameSync, unlinkSync, writeSync,
+  closeSync, constants, fstatSync, type Stats, fsyncSync, linkSync, lstatSync, mkdirSync, openSync, readSync, renameSync, unlinkSync, writeSync,
 } from 'node:fs'
 import { join } from 'node:path'
 import { MAX_ENTRY_BYTES } from './entry.js'
@@ -15,13 +15,27 @@ export type FileRead =
 
 // O_NOFOLLOW: a symlinked entry is corrupt, never followed. O_NONBLOCK: a planted FIFO cannot hang a reader.
 const READ_FLAGS = constants.O_RDONLY | (constants.O_NOFOLLOW ?? 0) | (constants.O_NONBLOCK ?? 0)
+// O_NOATIME (Linux): reading an entry right after it was written would otherwise dirty its inode, and the next
+// write's fsync pays for journaling that. Only a file's owner may ask for it: after one EPERM we stop asking.
+let noAtime = constants.O_NOATIME ?? 0
 const shared = Buffer.allocUnsafe(64 * 1024)
+// Compare-and-delete reads into its own buffer: the bytes it compares against may be a view of `shared`.
+const compared = Buffer.allocUnsafe(64 * 1024)
 
 /** Read one entry file without following links, refusing non-regular and oversized files. */
 export function readEntryFile(path: string): FileRead {
+  const read = readEntryView(path)
+  return read.kind === 'ok' ? { kind: 'ok', bytes: Buffer.from(read.bytes), mtimeMs: read.mtimeMs } : read
+}
+
+/**
+ * {@link readEntryFile} without the copy: `bytes` is a view of a buffer the next read reuses, so a caller
+ * copies what it keeps. Lists read thousands of files and keep none of their bytes.
+ */
+export function readEntryView(path: string): FileRead {
   let fd: number
   try {
-    fd = openSync(path, READ_FLAGS)
+    fd = openEntry(path)
   } catch (error) {
     if (isErrno(error, 'ENOENT')) return { kind: 'missing' }
     if (isErrno(error, 'ELOOP', 'EMLINK')) return { kind: 'corrupt', problem: 'is a symlink', mtimeMs: lstatMtime(path) }
@@ -38,13 +52,25 @@ export function readEntryFile(path: string): FileRead {
       if (n === 0) break
       length += n
       if (length > MAX_ENTRY_BYTES) return { kind: 'corrupt', problem: `is larger than ${MAX_ENTRY_BYTES} bytes`, mtimeMs: stat.mtimeMs }
-      if (length === target.length) break
+      // A regular file's read comes back short only at its end, so once fstat's size is in, a second read would only say EOF.
+      if (length >= stat.size || length === target.length) break
     }
-    return { kind: 'ok', bytes: Buffer.from(target.subarray(0, length)), mtimeMs: stat.mtimeMs }
+    return { kind: 'ok', bytes: target.subarray(0, length), mtimeMs: stat.mtimeMs }
   } catch (error) {
     return { kind: 'corrupt', problem: `cannot be read (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`, mtimeMs: null }
   } finally {
     closeSync(fd)
+  }
+}
+
+function openEntry(path: string): number {
+  if (noAtime === 0) return openSync(path, READ_FLAGS)
+  try {
+    return openSync(path, READ_FLAGS | noAtime)
+  } catch (error) {
+    if (!isErrno(error, 'EPERM')) throw error
+    noAtime = 0
+    return openSync(path, READ_FLAGS)
   }
 }
 
@@ -57,10 +83,14 @@ function lstatMtime(path: string): number | null {
 }
 
 let counter = 0
+let token: string | undefined
 /** A private name next to `name` that the registry ignores: `<name>.<suffix>`. */
 export function tempName(name: string, purpose = 'tmp'): string {
   counter = (counter + 1) % 0x7fffffff
-  return `${name}.${purpose}-${process.pid}-${counter}-${randomBytes(4).toString('hex')}`
+  // pid + counter tell this process's names apart; a random token drawn once per process tells them from a
+  // crashed predecessor's debris with the same pid (drawing it per name cost ~17 µs of every write).
+  token ??= randomBytes(4).toString('hex')
+  return `${name}.${purpose}-${process.pid}-${counter}-${token}`
 }
 
 function writeTemp(dir: string, name: string, data: string): string {
@@ -121,8 +151,7 @@ export function compareAndDelete(dir: string, name: string, judged: Buffer): Del
     if (isErrno(error, 'EACCES', 'EPERM', 'EROFS')) return 'read-only'
     throw error
   }
-  const taken = readEntryFile(aside)
-  if (taken.kind === 'ok' && taken.bytes.equals(judged)) {
+  if (holds(aside, judged)) {
     unlinkQuiet(aside)
     return 'deleted'
   }
@@ -141,6 +170,26 @@ export function compareAndDelete(dir: string, name: string, judged: Buffer): Del
   }
   unlinkQuiet(aside)
   return 'changed'
+}
+
+/** True when the file at `path` (not followed if a link) holds exactly `bytes`: one open, one read, one close. */
+function holds(path: string, bytes: Buffer): boolean {
+  let fd: number
+  try {
+    fd = openSync(path, READ_FLAGS)
+  } catch {
+    return false
+  }
+  try {
+    const target = bytes.length < compared.length ? compared : Buffer.allocUnsafe(bytes.length + 1)
+    // Ask for one byte more than judged: a longer file reads longer; a regular file reads short only at its end.
+    const n = readSync(fd, target, 0, bytes.length + 1, 0)
+    return n === bytes.length && target.subarray(0, n).equals(bytes)
+  } catch {
+    return false // a directory, a FIFO or an unreadable file is not the judged version
+  } finally {
+    closeSync(fd)
+  }
 }
 
 /** Unlink, ignoring a file that is already gone; other failures (read-only folder) return false. */
@@ -184,7 +233,10 @@ export function sweepTemp(dir: string, name: string, now: number, maxAgeMs: numb
 /** A problem with the registry folder itself. */
 export function dirProblem(dir: string): string | null {
   const stat = lstatSync(dir, { throwIfNoEntry: false })
-  if (!stat) return null
+  return stat ? problemOf(dir, stat) : null
+}
+
+function problemOf(dir: string, stat: Stats): string | null {
   if (stat.isSymbolicLink()) return `is a symlink: point the registry at the real folder (${dir} → its target) instead`
   if (!stat.isDirectory()) return 'is not a folder: remove it or choose another registry folder'
   if (process.platform === 'win32') return null
@@ -200,13 +252,16 @@ export function dirProblem(dir: string): string | null {
 
 /** Refuse a folder someone else could feed entries through (E_UNSAFE_DIR); false when it does not exist. */
 export function checkDir(dir: string): boolean {
-  const problem = dirProblem(dir)
+  const stat = lstatSync(dir, { throwIfNoEntry: false })
+  if (!stat) return false
+  const problem = problemOf(dir, stat)
   if (problem) throw new RegistryError('E_UNSAFE_DIR', `Registry folder ${dir} ${problem}.`, { dir })
-  return lstatSync(dir, { throwIfNoEntry: false }) !== undefined
+  return true
 }
 
 /** Create the registry folder (mode 0700) when missing, then check it is safe. */
 export function ensureDir(dir: string): void {
-  if (!lstatSync(dir, { throwIfNoEntry: false })) mkdirSync(dir, { recursive: true, mode: 0o700 })
+  if (checkDir(dir)) return
+  mkdirSync(dir, { recursive: true, mode: 0o700 })
   checkDir(dir)
 }

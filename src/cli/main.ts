@@ -128,4 +128,5 @@ async function run(): Promise<void> {
   }
 }
 
-await run()
+// No top-level await: the same module is also bundled as CommonJS for the `wsreg` bin (scripts/bundle-cli.mjs).
+void run()
