@@ -10,7 +10,8 @@ const common = {
   bundle: true,
   platform: 'node',
   target: 'node20',
-  sourcemap: true,
+  // The etcd client is an optional dependency, loaded only for a fleet store: never inline it.
+  external: ['etcd3'],
   logLevel: 'warning',
 }
 

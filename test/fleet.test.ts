@@ -84,7 +84,7 @@ describe('wsreg without the optional etcd client', () => {
   })
 })
 
-describe.skipIf(!HAVE_ETCD)(`fleet on a real etcd (skipped: ${ETCD_BINARY} not found — apt-get install etcd-server)`, () => {
+describe.skipIf(!HAVE_ETCD)(`fleet on a real etcd${HAVE_ETCD ? "" : ` (skipped: ${ETCD_BINARY} not found — apt-get install etcd-server)`}`, () => {
   beforeAll(async () => {
     etcd = await startEtcd()
   })
