@@ -58,6 +58,7 @@ export type EntryInfo = EntryRow | CorruptRow
 
 /** A readable entry with its status. */
 export type EntryRow = Entry & {
+  /** The entry's status from the truth table. */
   status: Status
   /** Why the entry has its status (`exited`, `pid-reused`, `cwd-missing`, …), or null. */
   reason: StatusReason | null
@@ -71,9 +72,13 @@ export type EntryRow = Entry & {
 
 /** A file that has an entry's name but is not a readable entry (only with `all: true`). */
 export interface CorruptRow {
+  /** Always `corrupt`: tells these rows apart from {@link EntryRow}s. */
   status: 'corrupt'
+  /** Workspace id from the file name. */
   id: string
+  /** The file. */
   path: string
+  /** Last modification of the file (ISO-8601), when it could be read. */
   mtime: string | null
   /** What is wrong with it. */
   problem: string
@@ -84,13 +89,17 @@ export type PruneReason = StatusReason | 'legacy-duplicate' | 'legacy-migrated' 
 
 /** One file {@link Registry.prune} (or a self-pruning read) removed, moved or would have. */
 export interface PruneItem {
+  /** Workspace id (for temp files: of the entry they were written for). */
   id: string
   /** The workspace root, when the file was readable. */
   cwd: string | null
+  /** The file removed, quarantined or swept. */
   path: string
+  /** Why: the entry's death (`exited`, `pid-reused`, …) or the kind of debris. */
   reason: PruneReason
   /** For corrupt files: what is wrong, and where the file went. */
   problem?: string
+  /** Where a corrupt file was moved (null when it could not be, or with `dryRun`). */
   quarantinedTo?: string | null
 }
 

@@ -34,10 +34,13 @@ export interface EtcdStoreOptions {
 
 /** Who publishes a host's entries, as its agent key records. */
 export interface AgentRecord {
+  /** Process id of the agent. */
   pid: number
   /** `os.hostname()` of the agent's machine. */
   machine: string
+  /** When the agent started publishing (ISO-8601 UTC). */
   since: string
+  /** Random token telling this agent's records from a predecessor's. */
   token: string
 }
 
@@ -45,8 +48,40 @@ const DEFAULT_TTL_SECONDS = 10
 const CALL_DEADLINE_MS = 3000
 const MAX_BACKOFF_MS = 250
 
+/** Events of an {@link EtcdStore}. */
+export interface EtcdStoreEvents {
+  /** etcd dropped the store's lease (an outage longer than the TTL): its entries are gone until rewritten. */
+  lost: [error: Error]
+}
+
+/** A listing with the etcd revision it was taken at, for a watch to start right after. */
+export interface Listing {
+  /** The entries listed. */
+  entries: StoredEntry[]
+  /** The etcd revision of the listing. */
+  revision: string
+}
+
+/** One key of a host, as the publisher reconciles it. */
+export interface HostKey {
+  /** The stored JSON. */
+  value: string
+  /** The key's mod revision. */
+  version: string
+  /** The lease the key is attached to. */
+  lease: string
+}
+
+/** Where an etcd store is. */
+export interface StoreAddress {
+  /** Client URLs (`http://host:port`). */
+  hosts: string[]
+  /** Key prefix, without a trailing slash (may be empty). */
+  prefix: string
+}
+
 /** Split `etcd://h1:p1,h2:p2/prefix` into client URLs and a key prefix (no trailing slash). */
-export function parseStoreUrl(url: string): { hosts: string[]; prefix: string } {
+export function parseStoreUrl(url: string): StoreAddress {
   const match = /^etcd:\/\/([^/?#]+)(\/[^?#]*)?$/.exec(url)
   const hosts = match?.[1]?.split(',') ?? []
   if (!match || hosts.some((host) => !/^[^:\s]+:\d{1,5}$/.test(host))) {
@@ -89,10 +124,12 @@ const passThrough = { execute: (fn: () => unknown) => Promise.resolve().then(fn)
  * JSON. This store's writes ride on one lease that it keeps alive: when the process (or its host)
  * dies, its entries expire with the lease. Emits `lost` when etcd dropped the lease.
  */
-export class EtcdStore extends EventEmitter<{ lost: [error: Error] }> implements EntryStore {
+export class EtcdStore extends EventEmitter<EtcdStoreEvents> implements EntryStore {
   readonly location: string
   readonly host: string
+  /** Application whose registry this is (part of every key). */
   readonly app: string
+  /** Lease time to live: how long a dead publisher's entries outlive it. */
   readonly ttlSeconds: number
   /** Key prefix of every workspace of the fleet. */
   readonly workspaces: string
@@ -200,7 +237,7 @@ export class EtcdStore extends EventEmitter<{ lost: [error: Error] }> implements
   }
 
   /** Every entry (or one host's) with the revision the listing was taken at, for a watch to start after. */
-  async listWithRevision(host?: string): Promise<{ entries: StoredEntry[]; revision: string }> {
+  async listWithRevision(host?: string): Promise<Listing> {
     const prefix = host === undefined ? this.workspaces : `${this.workspaces}${host}/`
     const response = await this.#call(() => this.#client.getAll().prefix(prefix).exec())
     const entries: StoredEntry[] = []
@@ -230,7 +267,7 @@ export class EtcdStore extends EventEmitter<{ lost: [error: Error] }> implements
   }
 
   /** Keys of one host with their lease, for the publisher's reconciliation. */
-  async hostKeys(host = this.host): Promise<Map<string, { value: string; version: string; lease: string }>> {
+  async hostKeys(host = this.host): Promise<Map<string, HostKey>> {
     const prefix = `${this.workspaces}${host}/`
     const response = await this.#call(() => this.#client.getAll().prefix(prefix).exec())
     const keys = new Map<string, { value: string; version: string; lease: string }>()

@@ -7,6 +7,7 @@ import type { RegistryEvent } from '../transition.js'
 
 /** One entry as a store holds it, with the version a compare-and-delete must name. */
 export interface StoredEntry {
+  /** The entry, validated like a file. */
   entry: Entry
   /** The machine the entry is published for (the file tree: this machine). */
   host: string
@@ -21,6 +22,7 @@ export type DeleteOutcome = 'deleted' | 'changed' | 'missing'
 
 /** Something that emits registry events and can be iterated; both watchers satisfy it. */
 export interface EventSource extends AsyncIterable<RegistryEvent> {
+  /** Stop watching and end the iteration. */
   close(): Promise<void>
 }
 

@@ -165,6 +165,7 @@ export class FleetWatcher extends EventEmitter<RegistryWatcherEvents> implements
     for (const [key, row] of this.#snapshot) if (row.stored.host === this.#localHost) this.#apply(key, row.stored, judge)
   }
 
+  /** Iterate the events until the watcher closes. */
   [Symbol.asyncIterator](): AsyncIterator<RegistryEvent> {
     const queue: RegistryEvent[] = []
     let wake: (() => void) | undefined
