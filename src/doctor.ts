@@ -96,6 +96,7 @@ async function findProblems(registry: Registry): Promise<Finding[]> {
     if (item.reason === 'stale-lock') continue // reported with the lock's state, below
     if (item.reason === 'corrupt') add('problem', 'corrupt', item.path, `corrupt entry file (${item.problem}); prune moves it to ${QUARANTINE_DIR}/`, true)
     else if (item.reason === 'stale-temp') add('problem', 'stale-temp', item.path, 'temp file left by a crashed writer; prune sweeps it', true)
+    else if (item.reason === 'restored') add('problem', 'stale-temp', item.path, 'live entry left aside by a cleanup that was killed midway; prune puts it back', true, item.reason)
     else if (item.reason === 'legacy-migrated' || item.reason === 'legacy-duplicate') {
       add('note', 'legacy', item.path, `legacy per-process file of ${item.cwd}; the next list or prune folds it into <id>.json`, true, item.reason)
     } else add('problem', 'dead', item.path, `stale entry of ${item.cwd} (${item.reason}); prune deletes it`, true, item.reason)
@@ -184,6 +185,7 @@ async function repair(registry: Registry): Promise<string[]> {
     else if (item.reason === 'stale-temp') done.push(`swept ${item.path}`)
     else if (item.reason === 'legacy-migrated') done.push(`migrated ${item.path} → ${item.id}.json`)
     else if (item.reason === 'stale-lock') done.push(`removed ${item.path} (record of a killed lock holder)`)
+    else if (item.reason === 'restored') done.push(`restored ${item.path} (left aside by a killed cleanup)`)
     else done.push(`removed ${item.path} (${item.reason})`)
   }
   return done

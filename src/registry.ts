@@ -1,4 +1,4 @@
-import { readdirSync } from 'node:fs'
+import { linkSync, readdirSync } from 'node:fs'
 import { basename, join, sep } from 'node:path'
 import { entryTextProblem, isKnownField, parseEntry, serializeEntry, type Entry } from './entry.js'
 import { RegistryError, isErrno } from './errors.js'
@@ -10,7 +10,7 @@ import { Judge, isPrunable, type Status, type StatusReason } from './status.js'
 import { claimWorkspace, type Claim, type ClaimInput } from './claim.js'
 import { LOCK_FILE, LOCK_FILE_NAME, LOCK_TEMP_NAME, acquireLock, staleLockRecord, type LockOptions } from './lock.js'
 import { reapEntry, type ReapOptions, type ReapResult } from './reap.js'
-import { checkDir, compareAndDelete, createExclusive, ensureDir, quarantine, readEntryFile, readEntryView, sweepTemp, writeAtomic } from './store.js'
+import { checkDir, compareAndDelete, createExclusive, ensureDir, quarantine, readEntryFile, readEntryView, sweepTemp, unlinkQuiet, writeAtomic } from './store.js'
 import { RegistryWatcher, type WatchOptions } from './watch.js'
 
 /** Options of a {@link Registry}. */
@@ -85,7 +85,7 @@ export interface CorruptRow {
 }
 
 /** Why {@link Registry.prune} took a file away. */
-export type PruneReason = StatusReason | 'legacy-duplicate' | 'legacy-migrated' | 'corrupt' | 'stale-temp' | 'stale-lock'
+export type PruneReason = StatusReason | 'legacy-duplicate' | 'legacy-migrated' | 'corrupt' | 'stale-temp' | 'stale-lock' | 'restored'
 
 /** One file {@link Registry.prune} (or a self-pruning read) removed, moved or would have. */
 export interface PruneItem {
@@ -133,6 +133,8 @@ interface ScanResult {
 
 /** A temp file older than this is a crashed writer's debris. */
 export const STALE_TEMP_MS = 60_000
+/** A file a compare-and-delete took aside: `<entry name>.cad-<deleter pid>-…`. */
+const CAD_ASIDE = /^([0-9a-f]{16})((?:-[0-9]+)?\.json)\.cad-([0-9]+)-/
 const DEFAULT_APP = 'wsreg'
 const NO_BYTES = Buffer.alloc(0)
 
@@ -425,10 +427,17 @@ export class Registry {
       }
     }
     const judge = new Judge(this.marker)
+    const debris: string[] = []
+    for (const name of options.prune ? temps : []) {
+      const handled = this.#restoreAside(name, judge, options, result)
+      if (handled === false) debris.push(name)
+      // A restored entry is listed like any other (it was not in the folder when it was read).
+      if (typeof handled === 'string' && !groups.has(handled.slice(0, 16))) groups.set(handled.slice(0, 16), handled)
+    }
     for (const [id, files] of groups) this.#resolveGroup(id, typeof files === 'string' ? [files] : files, judge, options, result)
     if (options.prune) {
       const now = Date.now()
-      for (const name of temps) {
+      for (const name of debris) {
         if (sweepTemp(this.dir, name, now, STALE_TEMP_MS, options.dryRun ?? false)) {
           result.report.push({ id: name.slice(0, 16), cwd: null, path: this.#path(name), reason: 'stale-temp' })
         }
@@ -550,6 +559,43 @@ export class Registry {
   }
 
   /** A lock side file left by a SIGKILLed holder would otherwise stay forever (only messages ever read it). */
+  /**
+   * A compare-and-delete killed between taking a file aside and putting it back leaves the file under a
+   * private name. If that was a newer live version, sweeping it would lose the entry: put it back instead
+   * (link fails when a still newer version exists, which then stands). The deleter's pid is in the name, so
+   * this needs no age: while the deleter runs (or is us) the aside is its own to settle, and is left alone —
+   * a rename keeps the old mtime, so the age rule must never judge an aside. Returns the entry file name when
+   * it was put back, true when the aside was otherwise dealt with, false when it is ordinary debris.
+   */
+  #restoreAside(name: string, judge: Judge, options: ScanOptions, result: ScanResult): string | boolean {
+    const match = CAD_ASIDE.exec(name)
+    if (!match) return false
+    const deleter = judge.probe(Number(match[3])).state
+    if (deleter !== 'gone' && deleter !== 'zombie') return true
+    const id = match[1] as string
+    const file = `${id}${match[2]}`
+    const read = readEntryFile(this.#path(name))
+    if (read.kind !== 'ok') return false
+    const parsed = parseEntry(read.bytes, id, { legacy: file.length !== 21, localHost: judge.host })
+    if (!parsed.ok || isPrunable(judge.judge(parsed.entry, read.mtimeMs).status)) return false
+    const item: PruneItem = { id, cwd: parsed.entry.cwd, path: this.#path(file), reason: 'restored' }
+    if (options.dryRun) {
+      result.report.push(item)
+      return true
+    }
+    let restored = false
+    try {
+      linkSync(this.#path(name), this.#path(file))
+      result.report.push(item)
+      restored = true
+    } catch (error) {
+      if (!isErrno(error, 'EEXIST')) throw error
+      result.report.push({ ...item, path: this.#path(name), reason: 'stale-temp' })
+    }
+    unlinkQuiet(this.#path(name))
+    return restored ? file : true
+  }
+
   #dropStaleLockRecord(id: string, options: ScanOptions, result: ScanResult): void {
     const stale = staleLockRecord(this.dir, id)
     if (!stale) return

@@ -349,3 +349,39 @@ describe('races with real processes', () => {
     expect(JSON.parse(result())).toEqual({ lost: 0 })
   })
 })
+
+describe('a cleanup killed midway', () => {
+  it('puts back a live entry a killed compare-and-delete had taken aside', async () => {
+    const { dir, ws } = sandbox()
+    const registry = new Registry({ dir })
+    const entry = await registry.write({ cwd: ws })
+    const { renameSync } = await import('node:fs')
+    const aside = `${registry.entryPath(ws)}.cad-${await deadPid()}-1-abcdef01`
+    renameSync(registry.entryPath(ws), aside)
+    const dry = await registry.prune({ dryRun: true })
+    expect(dry).toEqual([{ id: entry.id, cwd: ws, path: registry.entryPath(ws), reason: 'restored' }])
+    expect(existsSync(registry.entryPath(ws))).toBe(false)
+    expect(await registry.list()).toEqual([entry])
+    expect(readdirSync(dir)).toEqual([`${entry.id}.json`])
+  })
+
+  it('leaves the aside of a deleter that still runs alone, and drops one older than a newer write', async () => {
+    const { dir, ws } = sandbox()
+    const registry = new Registry({ dir })
+    await registry.write({ cwd: ws })
+    const { copyFileSync } = await import('node:fs')
+    const running = `${registry.entryPath(ws)}.cad-${sleeper().pid}-1-abcdef01`
+    copyFileSync(registry.entryPath(ws), running)
+    const old = new Date(Date.now() - 3_600_000)
+    utimesSync(running, old, old)
+    expect(await registry.prune()).toEqual([])
+    expect(existsSync(running)).toBe(true)
+
+    const abandoned = `${registry.entryPath(ws)}.cad-${await deadPid()}-1-abcdef01`
+    copyFileSync(registry.entryPath(ws), abandoned)
+    const newer = await registry.write({ cwd: ws, name: 'newer' })
+    expect((await registry.prune()).map((item) => item.reason)).toEqual(['stale-temp'])
+    expect(existsSync(abandoned)).toBe(false)
+    expect(await registry.read(ws)).toEqual(newer)
+  })
+})

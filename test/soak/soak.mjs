@@ -282,7 +282,15 @@ const compare = (step, expected) => {
   return entries.size
 }
 parentOp = 'final-prune'
-bump(counts.final, 'prune-1-removed', (await registry.prune()).length)
+const prune1 = await registry.prune()
+bump(counts.final, 'prune-1-removed', prune1.filter((item) => item.reason !== 'restored').length)
+// An aside left by a deleter killed mid compare-and-delete whose entry was still current is put back, not
+// swept: that entry is as expected as the ones in the snapshot (it was only hidden when the snapshot was taken).
+for (const item of prune1.filter((candidate) => candidate.reason === 'restored')) {
+  const text = readFileSync(item.path, 'utf8')
+  snapshot.set(item.id, { text, entry: JSON.parse(text) })
+  bump(counts.final, 'restored-asides')
+}
 counts.final['entries-after-prune-1'] = compare('after SIGKILL of half and one prune', expectAfter(
   (entry) => entry.pid === 0 || survivorKeys.has(ownerKey(entry.pid, entry.pidStartTime)),
 ))
