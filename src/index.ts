@@ -19,7 +19,8 @@ export { type LockHolder, type LockOptions } from './lock.js'
 export { type ReapOptions, type ReapOutcome, type ReapResult } from './reap.js'
 export { type Claim, type ClaimInput, type ClaimPatch } from './claim.js'
 
-export { RegistryWatcher, type RegistryWatcherEvents, type WatchOptions } from './watch.js'
+export { RegistryWatcher, type WatchOptions } from './watch.js'
+export type { RegistryWatcherEvents } from './events.js'
 export type { ChangeEvent, DownEvent, DownReason, ReadyEvent, RegistryEvent, UpEvent, WatchedEntry, ErrorEvent } from './transition.js'
 
 export { fileTreeStore, type DeleteOutcome, type EntryStore, type EventSource, type StoredEntry } from './fleet/seam.js'

@@ -7,7 +7,8 @@ import { pickWinner, type Candidate } from './legacy.js'
 import { ENTRY_NAME, TEMP_NAME } from './paths.js'
 import { Judge, isRunning, type Verdict } from './status.js'
 import { dirProblem, readEntryFile } from './store.js'
-import { transition, type ChangeEvent, type DownEvent, type ReadyEvent, type RegistryEvent, type UpEvent, type WatchedEntry } from './transition.js'
+import { iterateEvents, type RegistryWatcherEvents } from './events.js'
+import { transition, type RegistryEvent, type WatchedEntry } from './transition.js'
 
 /** Options of {@link RegistryWatcher} (`registry.watch(options)`). */
 export interface WatchOptions {
@@ -37,21 +38,6 @@ export interface WatchOptions {
   persistent?: boolean
 }
 
-/** Event name → listener arguments of a {@link RegistryWatcher}. */
-export interface RegistryWatcherEvents {
-  /** Once, after the first scan, with the initial snapshot. */
-  ready: [event: ReadyEvent]
-  /** A workspace became running. */
-  up: [event: UpEvent]
-  /** A running workspace stopped running. */
-  down: [event: DownEvent]
-  /** Same owner, other content or a status that is neither up nor down. */
-  change: [event: ChangeEvent]
-  /** An unexpected failure; the watcher keeps going. */
-  error: [error: Error]
-  /** The watcher was closed. */
-  close: []
-}
 
 interface Tracked {
   entry: Entry
@@ -132,38 +118,7 @@ export class RegistryWatcher extends EventEmitter<RegistryWatcherEvents> impleme
 
   /** Every event as a {@link RegistryEvent}; leaving the loop early closes the watcher. */
   [Symbol.asyncIterator](): AsyncIterator<RegistryEvent> {
-    const queue: RegistryEvent[] = []
-    let wake: (() => void) | undefined
-    const push = (event: RegistryEvent): void => {
-      queue.push(event)
-      wake?.()
-    }
-    const onError = (error: Error): void => push({ type: 'error', error })
-    const onClose = (): void => wake?.()
-    const detach = (): void => {
-      for (const name of ['ready', 'up', 'down', 'change'] as const) this.off(name, push)
-      this.off('error', onError).off('close', onClose)
-    }
-    for (const name of ['ready', 'up', 'down', 'change'] as const) this.on(name, push)
-    this.on('error', onError).on('close', onClose)
-    return {
-      next: async () => {
-        while (queue.length === 0) {
-          if (this.#closed) {
-            detach()
-            return { done: true, value: undefined }
-          }
-          await new Promise<void>((resolve) => (wake = resolve))
-          wake = undefined
-        }
-        return { done: false, value: queue.shift() as RegistryEvent }
-      },
-      return: async () => {
-        detach()
-        await this.close()
-        return { done: true, value: undefined }
-      },
-    }
+    return iterateEvents(this, () => this.#closed)
   }
 
   #start(): void {

@@ -9,5 +9,5 @@ describe('npm run docs', () => {
     const result = spawnSync(process.execPath, [join(ROOT, 'node_modules', 'typedoc', 'bin', 'typedoc'), '--emit', 'none'], { cwd: ROOT, encoding: 'utf8' })
     expect(result.stdout + result.stderr).not.toMatch(/warning|error/i)
     expect(result.status).toBe(0)
-  })
+  }, 120_000)
 })

@@ -3,7 +3,7 @@ import type { IKeyValue, Watcher } from 'etcd3'
 import type { Entry } from '../entry.js'
 import { Judge, isRunning, type Verdict } from '../status.js'
 import { transition, type Observation, type RegistryEvent, type WatchedEntry } from '../transition.js'
-import type { RegistryWatcherEvents } from '../watch.js'
+import { iterateEvents, type RegistryWatcherEvents } from '../events.js'
 import type { EtcdStore } from './etcd.js'
 import type { StoredEntry } from './seam.js'
 
@@ -167,38 +167,6 @@ export class FleetWatcher extends EventEmitter<RegistryWatcherEvents> implements
 
   /** Iterate the events until the watcher closes. */
   [Symbol.asyncIterator](): AsyncIterator<RegistryEvent> {
-    const queue: RegistryEvent[] = []
-    let wake: (() => void) | undefined
-    const push = (event: RegistryEvent): void => {
-      queue.push(event)
-      wake?.()
-    }
-    const onError = (error: Error): void => push({ type: 'error', error })
-    const onClose = (): void => wake?.()
-    const names = ['ready', 'up', 'down', 'change'] as const
-    const detach = (): void => {
-      for (const name of names) this.off(name, push)
-      this.off('error', onError).off('close', onClose)
-    }
-    for (const name of names) this.on(name, push)
-    this.on('error', onError).on('close', onClose)
-    return {
-      next: async () => {
-        while (queue.length === 0) {
-          if (this.#closed) {
-            detach()
-            return { done: true, value: undefined }
-          }
-          await new Promise<void>((resolve) => (wake = resolve))
-          wake = undefined
-        }
-        return { done: false, value: queue.shift() as RegistryEvent }
-      },
-      return: async () => {
-        detach()
-        await this.close()
-        return { done: true, value: undefined }
-      },
-    }
+    return iterateEvents(this, () => this.#closed)
   }
 }
