@@ -8,12 +8,10 @@ export {
   type CorruptRow,
   type EntryInfo,
   type EntryRow,
-  type PruneItem,
-  type PruneReason,
-  type PruneReport,
   type RegistryOptions,
   type WriteInput,
 } from './registry.js'
+export type { PruneItem, PruneReason, PruneReport } from './scan.js'
 export { diagnose, type Diagnosis, type Finding, type FindingKind } from './doctor.js'
 export { type LockHolder, type LockOptions } from './lock.js'
 export { type ReapOptions, type ReapOutcome, type ReapResult } from './reap.js'

@@ -1,16 +1,16 @@
-import { linkSync, readdirSync } from 'node:fs'
-import { basename, join, sep } from 'node:path'
+import { basename } from 'node:path'
 import { entryTextProblem, isKnownField, parseEntry, serializeEntry, type Entry } from './entry.js'
-import { RegistryError, isErrno } from './errors.js'
+import { RegistryError } from './errors.js'
 import { probeUrls, type Health } from './health.js'
 import { captureIdentity, inspectProcess } from './identity.js'
-import { pickWinner, upgradeLegacy, type Candidate } from './legacy.js'
-import { ENTRY_NAME, ID_PATTERN, TEMP_NAME, absoluteDir, canonicalCwd, defaultRegistryDir, idOfCanonical } from './paths.js'
-import { Judge, isPrunable, type Status, type StatusReason } from './status.js'
+import type { Candidate } from './legacy.js'
+import { ID_PATTERN, absoluteDir, canonicalCwd, defaultRegistryDir, idOfCanonical } from './paths.js'
+import type { Status, StatusReason } from './status.js'
 import { claimWorkspace, type Claim, type ClaimInput } from './claim.js'
-import { LOCK_FILE, LOCK_FILE_NAME, LOCK_TEMP_NAME, acquireLock, staleLockRecord, type LockOptions } from './lock.js'
+import { acquireLock, type LockOptions } from './lock.js'
 import { reapEntry, type ReapOptions, type ReapResult } from './reap.js'
-import { checkDir, compareAndDelete, createExclusive, ensureDir, quarantine, readEntryFile, readEntryView, sweepTemp, unlinkQuiet, writeAtomic } from './store.js'
+import { checkDir, compareAndDelete, createExclusive, ensureDir, readEntryFile, writeAtomic } from './store.js'
+import { Folder, byNameThenCwd, type PruneReport } from './scan.js'
 import { RegistryWatcher, type WatchOptions } from './watch.js'
 
 /** Options of a {@link Registry}. */
@@ -84,66 +84,8 @@ export interface CorruptRow {
   problem: string
 }
 
-/** Why {@link Registry.prune} took a file away. */
-export type PruneReason = StatusReason | 'legacy-duplicate' | 'legacy-migrated' | 'corrupt' | 'stale-temp' | 'stale-lock' | 'restored'
-
-/** One file {@link Registry.prune} (or a self-pruning read) removed, moved or would have. */
-export interface PruneItem {
-  /** Workspace id (for temp files: of the entry they were written for). */
-  id: string
-  /** The workspace root, when the file was readable. */
-  cwd: string | null
-  /** The file removed, quarantined or swept. */
-  path: string
-  /** Why: the entry's death (`exited`, `pid-reused`, …) or the kind of debris. */
-  reason: PruneReason
-  /** For corrupt files: what is wrong, and where the file went. */
-  problem?: string
-  /** Where a corrupt file was moved (null when it could not be, or with `dryRun`). */
-  quarantinedTo?: string | null
-}
-
-/** What {@link Registry.prune} did (or, with `dryRun`, would do). */
-export type PruneReport = PruneItem[]
-
-interface CorruptFile {
-  id: string
-  file: string
-  problem: string
-  mtimeMs: number | null
-}
-
-interface ScanOptions {
-  /** Delete dead and gone entries, migrate legacy files, sweep stale temp files. */
-  prune: boolean
-  /** Report only: change nothing on disk. */
-  dryRun?: boolean
-  /** Keep the judged bytes of returned rows (a later compare-and-delete needs them); lists drop them to stay small. */
-  keepBytes?: boolean
-  /** Move corrupt files into `.quarantine/`. */
-  quarantine?: boolean
-}
-
-interface ScanResult {
-  rows: Candidate[]
-  dead: Candidate[]
-  corrupt: CorruptFile[]
-  report: PruneItem[]
-}
-
-/** A temp file older than this is a crashed writer's debris. */
-export const STALE_TEMP_MS = 60_000
-/** A file a compare-and-delete took aside: `<entry name>.cad-<deleter pid>-…`. */
-const CAD_ASIDE = /^([0-9a-f]{16})((?:-[0-9]+)?\.json)\.cad-([0-9]+)-/
 const DEFAULT_APP = 'wsreg'
-const NO_BYTES = Buffer.alloc(0)
 
-function byNameThenCwd(a: Candidate, b: Candidate): number {
-  const x = a.entry
-  const y = b.entry
-  if (x.name !== y.name) return x.name < y.name ? -1 : 1
-  return x.cwd < y.cwd ? -1 : x.cwd > y.cwd ? 1 : 0
-}
 
 function checkInput(input: WriteInput): void {
   if (typeof input !== 'object' || input === null) throw new RegistryError('E_INVALID', 'write() needs an object such as { cwd: "/path/to/workspace" }.')
@@ -169,23 +111,18 @@ export class Registry {
   readonly app: string
   /** File that must exist in a workspace root, if configured. */
   readonly marker: string | undefined
-  readonly #prefix: string
+  readonly #folder: Folder
 
   constructor(options: RegistryOptions = {}) {
     this.app = options.app ?? DEFAULT_APP
     this.dir = options.dir !== undefined ? absoluteDir(options.dir, 'options.dir') : defaultRegistryDir(this.app)
     this.marker = options.marker
-    this.#prefix = this.dir.endsWith(sep) ? this.dir : this.dir + sep
-  }
-
-  // `dir` is resolved and file names are plain, so concatenation is what path.join would return, without its normalizing pass per file.
-  #path(file: string): string {
-    return this.#prefix + file
+    this.#folder = new Folder(this.dir, this.marker)
   }
 
   /** Path of the entry file of `cwd` (whether or not it exists). */
   entryPath(cwd: string): string {
-    return this.#path(`${idOfCanonical(canonicalCwd(cwd))}.json`)
+    return this.#folder.path(`${idOfCanonical(canonicalCwd(cwd))}.json`)
   }
 
   /** Record a workspace (last writer wins). Keeps `startedAt` when the same process rewrites its own entry. */
@@ -215,7 +152,7 @@ export class Registry {
       throw new RegistryError('E_INVALID', `Process ${pid} is not running: pass the pid of a live process, or 0 for an idle workspace.`)
     }
     const identity = captureIdentity(pid, probe)
-    const previous = this.#readCanonical(id)?.entry
+    const previous = this.#folder.readCanonical(id)?.entry
     const sameOwner =
       previous !== undefined &&
       previous.pid === pid &&
@@ -254,7 +191,7 @@ export class Registry {
     const canonical = canonicalCwd(cwd)
     const id = idOfCanonical(canonical)
     for (let attempt = 0; attempt < 16; attempt++) {
-      const current = this.#resolve(id, { prune: true })
+      const current = this.#folder.resolve(id, { prune: true })
       if (current && current.entry.pid !== 0) return current.entry
       const entry = this.#compose(canonical, 0, { name: name ?? current?.entry.name })
       ensureDir(this.dir)
@@ -267,22 +204,22 @@ export class Registry {
 
   /** The entry of `cwd`, or undefined. Deletes it when dead or gone; migrates legacy files. */
   async read(cwd: string): Promise<Entry | undefined> {
-    return this.#resolve(idOfCanonical(canonicalCwd(cwd)), { prune: true })?.entry
+    return this.#folder.resolve(idOfCanonical(canonicalCwd(cwd)), { prune: true })?.entry
   }
 
   /** The entry with workspace id `id` (16 hex chars), like {@link Registry.read}. */
   async readId(id: string): Promise<Entry | undefined> {
-    return this.#resolve(checkId(id), { prune: true })?.entry
+    return this.#folder.resolve(checkId(id), { prune: true })?.entry
   }
 
   /** Idle, alive, orphan and unknown entries sorted by name then cwd; dead and gone ones are deleted (not with `prune: false`). */
   async list(options: { prune?: boolean } = {}): Promise<Entry[]> {
-    return this.#scan({ prune: options.prune ?? true }).rows.map((row) => row.entry)
+    return this.#folder.scan({ prune: options.prune ?? true }).rows.map((row) => row.entry)
   }
 
   /** The rows of {@link Registry.list} with status, file path and mtime; `all` adds dead, gone and corrupt rows; `probe` adds URL health. */
   async listInfo(options: { probe?: boolean; all?: boolean; prune?: boolean; probeTimeoutMs?: number } = {}): Promise<EntryInfo[]> {
-    const scan = this.#scan({ prune: options.prune ?? true })
+    const scan = this.#folder.scan({ prune: options.prune ?? true })
     const rows: EntryRow[] = scan.rows.map((row) => this.#info(row))
     if (options.all) {
       rows.push(...scan.dead.sort(byNameThenCwd).map((row) => this.#info(row)))
@@ -302,7 +239,7 @@ export class Registry {
         infos.push({
           status: 'corrupt',
           id: file.id,
-          path: this.#path(file.file),
+          path: this.#folder.path(file.file),
           mtime: file.mtimeMs === null ? null : new Date(file.mtimeMs).toISOString(),
           problem: file.problem,
         })
@@ -316,7 +253,7 @@ export class Registry {
       ...row.entry,
       status: row.verdict.status,
       reason: row.verdict.reason,
-      path: this.#path(row.file),
+      path: this.#folder.path(row.file),
       mtime: new Date(row.mtimeMs).toISOString(),
     }
   }
@@ -334,8 +271,8 @@ export class Registry {
     checkId(id)
     if (!checkDir(this.dir)) return false
     let removed = false
-    for (const file of this.#filesOf(id)) {
-      const read = readEntryFile(this.#path(file))
+    for (const file of this.#folder.filesOf(id)) {
+      const read = readEntryFile(this.#folder.path(file))
       if (read.kind !== 'ok') continue // corrupt files are never deleted, only quarantined by prune
       const parsed = parseEntry(read.bytes, id, { legacy: file !== `${id}.json`, localHost: '' })
       if (!parsed.ok) continue
@@ -348,7 +285,7 @@ export class Registry {
 
   /** Delete dead and gone entries, fold legacy files, quarantine corrupt files, sweep stale temp files. */
   async prune(options: { dryRun?: boolean } = {}): Promise<PruneReport> {
-    return this.#scan({ prune: true, dryRun: options.dryRun ?? false, quarantine: true }).report
+    return this.#folder.scan({ prune: true, dryRun: options.dryRun ?? false, quarantine: true }).report
   }
 
   /**
@@ -358,178 +295,6 @@ export class Registry {
   watch(options: WatchOptions = {}): RegistryWatcher {
     checkDir(this.dir)
     return new RegistryWatcher({ dir: this.dir, marker: this.marker }, options)
-  }
-
-  /** Entry files of `id`: the canonical one first, then legacy ones (needs a folder scan). */
-  #filesOf(id: string): string[] {
-    const files = [`${id}.json`]
-    let names: string[]
-    try {
-      names = readdirSync(this.dir)
-    } catch (error) {
-      if (isErrno(error, 'ENOENT')) return files
-      throw error
-    }
-    const prefix = `${id}-`
-    for (const name of names) if (name.startsWith(prefix) && ENTRY_NAME.test(name)) files.push(name)
-    return files
-  }
-
-  #readCanonical(id: string): Candidate | undefined {
-    const file = `${id}.json`
-    const read = readEntryFile(this.#path(file))
-    if (read.kind !== 'ok') return undefined
-    const parsed = parseEntry(read.bytes, id)
-    if (!parsed.ok) return undefined
-    return { file, legacy: false, bytes: read.bytes, entry: parsed.entry, mtimeMs: read.mtimeMs, verdict: { status: 'unknown', reason: null } }
-  }
-
-  /** The winning candidate of one workspace; O(1) when its canonical file holds a current entry. */
-  #resolve(id: string, options: ScanOptions): Candidate | undefined {
-    if (!checkDir(this.dir)) return undefined
-    const judge = new Judge(this.marker)
-    const canonical = this.#readCanonical(id)
-    if (canonical) {
-      canonical.verdict = judge.judge(canonical.entry, canonical.mtimeMs)
-      if (!isPrunable(canonical.verdict.status)) return canonical
-    }
-    const result: ScanResult = { rows: [], dead: [], corrupt: [], report: [] }
-    this.#resolveGroup(id, this.#filesOf(id), judge, { ...options, keepBytes: true }, result)
-    return result.rows[0]
-  }
-
-  #scan(options: ScanOptions): ScanResult {
-    const result: ScanResult = { rows: [], dead: [], corrupt: [], report: [] }
-    if (!checkDir(this.dir)) return result
-    let names: string[]
-    try {
-      names = readdirSync(this.dir)
-    } catch (error) {
-      if (isErrno(error, 'ENOENT')) return result
-      throw error
-    }
-    // Almost every workspace has one file: keep its name as is and make an array only for legacy groups.
-    const groups = new Map<string, string | string[]>()
-    const temps: string[] = []
-    const locks: string[] = []
-    for (const name of names) {
-      const match = ENTRY_NAME.exec(name)
-      if (match) {
-        const id = match[1] as string
-        const files = groups.get(id)
-        if (files === undefined) groups.set(id, name)
-        else if (typeof files === 'string') groups.set(id, [files, name])
-        else files.push(name)
-      } else if (TEMP_NAME.test(name) || LOCK_TEMP_NAME.test(name)) {
-        temps.push(name)
-      } else if (LOCK_FILE_NAME.test(name)) {
-        locks.push(name)
-      }
-    }
-    const judge = new Judge(this.marker)
-    const debris: string[] = []
-    for (const name of options.prune ? temps : []) {
-      const handled = this.#restoreAside(name, judge, options, result)
-      if (handled === false) debris.push(name)
-      // A restored entry is listed like any other (it was not in the folder when it was read).
-      if (typeof handled === 'string' && !groups.has(handled.slice(0, 16))) groups.set(handled.slice(0, 16), handled)
-    }
-    for (const [id, files] of groups) this.#resolveGroup(id, typeof files === 'string' ? [files] : files, judge, options, result)
-    if (options.prune) {
-      const now = Date.now()
-      for (const name of debris) {
-        if (sweepTemp(this.dir, name, now, STALE_TEMP_MS, options.dryRun ?? false)) {
-          result.report.push({ id: name.slice(0, 16), cwd: null, path: this.#path(name), reason: 'stale-temp' })
-        }
-      }
-      for (const name of locks) this.#dropStaleLockRecord(name.slice(0, 16), options, result)
-    }
-    if (options.quarantine) {
-      for (const file of result.corrupt) {
-        const quarantinedTo = options.dryRun ? null : quarantine(this.dir, file.file)
-        result.report.push({ id: file.id, cwd: null, path: this.#path(file.file), reason: 'corrupt', problem: file.problem, quarantinedTo })
-      }
-    }
-    result.rows.sort(byNameThenCwd)
-    return result
-  }
-
-  /** Judge every file of one workspace, pick the one that speaks for it, and (when pruning) clean up the rest. */
-  #resolveGroup(id: string, files: string[], judge: Judge, options: ScanOptions, result: ScanResult): void {
-    // A lone file (nearly every workspace) may keep its bytes as a view of the read buffer: nothing reads another
-    // entry file before its group is settled, and no candidate leaves the group holding the view.
-    const view = files.length === 1 && !options.keepBytes
-    const candidates: Candidate[] = []
-    for (const file of files) {
-      const legacy = file.length !== 21 // `<16 hex>.json`
-      const read = readEntryView(this.#path(file))
-      if (read.kind === 'missing') continue
-      if (read.kind === 'corrupt') {
-        result.corrupt.push({ id, file, problem: read.problem, mtimeMs: read.mtimeMs })
-        continue
-      }
-      const parsed = parseEntry(read.bytes, id, { legacy, localHost: judge.host })
-      if (!parsed.ok) {
-        result.corrupt.push({ id, file, problem: parsed.problem, mtimeMs: read.mtimeMs })
-        continue
-      }
-      shareMachineStrings(parsed.entry, judge)
-      const verdict = judge.judge(parsed.entry, read.mtimeMs)
-      const bytes = view ? read.bytes : Buffer.from(read.bytes)
-      candidates.push({ file, legacy, bytes, entry: parsed.entry, mtimeMs: read.mtimeMs, verdict })
-    }
-    this.#settleGroup(candidates, judge, options, result)
-    if (view) for (const candidate of candidates) candidate.bytes = NO_BYTES
-  }
-
-  /** Pick the candidate that speaks for a workspace and (when pruning) clean up the rest. */
-  #settleGroup(candidates: Candidate[], judge: Judge, options: ScanOptions, result: ScanResult): void {
-    const winner = pickWinner(candidates)
-    if (!winner) return
-    if (isPrunable(winner.verdict.status)) {
-      for (const candidate of candidates) {
-        result.dead.push(candidate)
-        this.#delete(candidate, candidate.verdict.reason ?? 'exited', options, result)
-      }
-      return
-    }
-    let row = winner
-    if (winner.legacy && options.prune) row = this.#migrate(winner, candidates, judge, options, result) ?? winner
-    for (const candidate of candidates) {
-      if (candidate === winner || candidate.file === row.file) continue
-      if (isPrunable(candidate.verdict.status)) result.dead.push(candidate)
-      this.#delete(candidate, isPrunable(candidate.verdict.status) ? (candidate.verdict.reason ?? 'exited') : 'legacy-duplicate', options, result)
-    }
-    if (!options.keepBytes) row.bytes = NO_BYTES
-    result.rows.push(row)
-  }
-
-  /** Move a legacy winner into `<id>.json`; undefined when a concurrent writer got there first. */
-  #migrate(winner: Candidate, candidates: Candidate[], judge: Judge, options: ScanOptions, result: ScanResult): Candidate | undefined {
-    const file = `${winner.entry.id}.json`
-    const upgraded = upgradeLegacy(winner.entry, judge.probe(winner.entry.pid), judge.bootId)
-    const data = serializeEntry(upgraded)
-    const migrated: Candidate = { ...winner, file, legacy: false, entry: upgraded, bytes: Buffer.from(data) }
-    if (options.dryRun) {
-      result.report.push({ id: upgraded.id, cwd: upgraded.cwd, path: this.#path(winner.file), reason: 'legacy-migrated' })
-      return migrated
-    }
-    try {
-      const current = candidates.find((candidate) => !candidate.legacy)
-      if (current) {
-        const outcome = compareAndDelete(this.dir, current.file, current.bytes)
-        if (outcome === 'changed' || outcome === 'read-only') return undefined
-        if (outcome === 'deleted' && isPrunable(current.verdict.status)) result.dead.push(current)
-      }
-      if (!createExclusive(this.dir, file, data)) return undefined
-    } catch (error) {
-      if (isErrno(error, 'EACCES', 'EPERM', 'EROFS')) return undefined
-      throw error
-    }
-    if (compareAndDelete(this.dir, winner.file, winner.bytes) === 'deleted') {
-      result.report.push({ id: upgraded.id, cwd: upgraded.cwd, path: this.#path(winner.file), reason: 'legacy-migrated' })
-    }
-    return migrated
   }
 
   /** Live entries whose workspace is gone: folder missing, in the Trash, or the configured marker missing. */
@@ -558,69 +323,6 @@ export class Registry {
     return claimWorkspace(this, input)
   }
 
-  /** A lock side file left by a SIGKILLed holder would otherwise stay forever (only messages ever read it). */
-  /**
-   * A compare-and-delete killed between taking a file aside and putting it back leaves the file under a
-   * private name. If that was a newer live version, sweeping it would lose the entry: put it back instead
-   * (link fails when a still newer version exists, which then stands). The deleter's pid is in the name, so
-   * this needs no age: while the deleter runs (or is us) the aside is its own to settle, and is left alone —
-   * a rename keeps the old mtime, so the age rule must never judge an aside. Returns the entry file name when
-   * it was put back, true when the aside was otherwise dealt with, false when it is ordinary debris.
-   */
-  #restoreAside(name: string, judge: Judge, options: ScanOptions, result: ScanResult): string | boolean {
-    const match = CAD_ASIDE.exec(name)
-    if (!match) return false
-    const deleter = judge.probe(Number(match[3])).state
-    if (deleter !== 'gone' && deleter !== 'zombie') return true
-    const id = match[1] as string
-    const file = `${id}${match[2]}`
-    const read = readEntryFile(this.#path(name))
-    if (read.kind !== 'ok') return false
-    const parsed = parseEntry(read.bytes, id, { legacy: file.length !== 21, localHost: judge.host })
-    if (!parsed.ok || isPrunable(judge.judge(parsed.entry, read.mtimeMs).status)) return false
-    const item: PruneItem = { id, cwd: parsed.entry.cwd, path: this.#path(file), reason: 'restored' }
-    if (options.dryRun) {
-      result.report.push(item)
-      return true
-    }
-    let restored = false
-    try {
-      linkSync(this.#path(name), this.#path(file))
-      result.report.push(item)
-      restored = true
-    } catch (error) {
-      if (!isErrno(error, 'EEXIST')) throw error
-      result.report.push({ ...item, path: this.#path(name), reason: 'stale-temp' })
-    }
-    unlinkQuiet(this.#path(name))
-    return restored ? file : true
-  }
-
-  #dropStaleLockRecord(id: string, options: ScanOptions, result: ScanResult): void {
-    const stale = staleLockRecord(this.dir, id)
-    if (!stale) return
-    const item: PruneItem = { id, cwd: null, path: join(this.dir, LOCK_FILE(id)), reason: 'stale-lock' }
-    if (options.dryRun || compareAndDelete(this.dir, LOCK_FILE(id), stale) === 'deleted') result.report.push(item)
-  }
-
-  #delete(candidate: Candidate, reason: PruneReason, options: ScanOptions, result: ScanResult): void {
-    if (!options.prune) return
-    const path = this.#path(candidate.file)
-    const item: PruneItem = { id: candidate.entry.id, cwd: candidate.entry.cwd, path, reason }
-    if (options.dryRun) {
-      result.report.push(item)
-      return
-    }
-    if (compareAndDelete(this.dir, candidate.file, candidate.bytes) === 'deleted') result.report.push(item)
-  }
-}
-
-// Every entry written on this machine repeats its boot id, host and namespace: one shared string each keeps a
-// 10,000-row list about 1 MB smaller (values and key order are unchanged).
-function shareMachineStrings(entry: Entry, judge: Judge): void {
-  if (entry.bootId === judge.bootId) entry.bootId = judge.bootId
-  if (entry.host === judge.host) entry.host = judge.host
-  if (entry.pidNamespace === judge.pidNamespace) entry.pidNamespace = judge.pidNamespace
 }
 
 function checkId(id: string): string {

@@ -1,0 +1,330 @@
+import { linkSync, readdirSync } from 'node:fs'
+import { join, sep } from 'node:path'
+import { parseEntry, serializeEntry, type Entry } from './entry.js'
+import { isErrno } from './errors.js'
+import { pickWinner, upgradeLegacy, type Candidate } from './legacy.js'
+import { LOCK_FILE, LOCK_FILE_NAME, LOCK_TEMP_NAME, staleLockRecord } from './lock.js'
+import { ENTRY_NAME, TEMP_NAME } from './paths.js'
+import { Judge, isPrunable, type StatusReason } from './status.js'
+import { checkDir, compareAndDelete, createExclusive, quarantine, readEntryFile, readEntryView, sweepTemp, unlinkQuiet } from './store.js'
+
+/** Why `registry.prune()` took a file away. */
+export type PruneReason = StatusReason | 'legacy-duplicate' | 'legacy-migrated' | 'corrupt' | 'stale-temp' | 'stale-lock' | 'restored'
+
+/** One file `registry.prune()` (or a self-pruning read) removed, moved or would have. */
+export interface PruneItem {
+  /** Workspace id (for temp files: of the entry they were written for). */
+  id: string
+  /** The workspace root, when the file was readable. */
+  cwd: string | null
+  /** The file removed, quarantined or swept. */
+  path: string
+  /** Why: the entry's death (`exited`, `pid-reused`, …) or the kind of debris. */
+  reason: PruneReason
+  /** For corrupt files: what is wrong, and where the file went. */
+  problem?: string
+  /** Where a corrupt file was moved (null when it could not be, or with `dryRun`). */
+  quarantinedTo?: string | null
+}
+
+/** What `registry.prune()` did (or, with `dryRun`, would do). */
+export type PruneReport = PruneItem[]
+
+export interface CorruptFile {
+  id: string
+  file: string
+  problem: string
+  mtimeMs: number | null
+}
+
+export interface ScanOptions {
+  /** Delete dead and gone entries, migrate legacy files, sweep stale temp files. */
+  prune: boolean
+  /** Report only: change nothing on disk. */
+  dryRun?: boolean
+  /** Keep the judged bytes of returned rows (a later compare-and-delete needs them); lists drop them to stay small. */
+  keepBytes?: boolean
+  /** Move corrupt files into `.quarantine/`. */
+  quarantine?: boolean
+}
+
+export interface ScanResult {
+  rows: Candidate[]
+  dead: Candidate[]
+  corrupt: CorruptFile[]
+  report: PruneItem[]
+}
+
+/** A temp file older than this is a crashed writer's debris. */
+export const STALE_TEMP_MS = 60_000
+/** A file a compare-and-delete took aside: `<entry name>.cad-<deleter pid>-…`. */
+const CAD_ASIDE = /^([0-9a-f]{16})((?:-[0-9]+)?\.json)\.cad-([0-9]+)-/
+const NO_BYTES = Buffer.alloc(0)
+
+/** Rows sort by name, then cwd, by UTF-16 code units: the same order on every machine. */
+export function byNameThenCwd(a: Candidate, b: Candidate): number {
+  const x = a.entry
+  const y = b.entry
+  if (x.name !== y.name) return x.name < y.name ? -1 : 1
+  return x.cwd < y.cwd ? -1 : x.cwd > y.cwd ? 1 : 0
+}
+
+/**
+ * One registry folder as files: reading it, judging every workspace in it, and — when asked — the
+ * self-pruning that goes with reading (compare-and-delete of dead entries, legacy migration, debris).
+ */
+export class Folder {
+  readonly #prefix: string
+
+  constructor(
+    readonly dir: string,
+    readonly marker: string | undefined,
+  ) {
+    this.#prefix = dir.endsWith(sep) ? dir : dir + sep
+  }
+
+  // `dir` is resolved and file names are plain, so concatenation is what path.join would return, without its normalizing pass per file.
+  /** The path of `file` inside the folder. */
+  path(file: string): string {
+    return this.#prefix + file
+  }
+
+  /** Entry files of `id`: the canonical one first, then legacy ones (needs a folder scan). */
+  filesOf(id: string): string[] {
+    const files = [`${id}.json`]
+    let names: string[]
+    try {
+      names = readdirSync(this.dir)
+    } catch (error) {
+      if (isErrno(error, 'ENOENT')) return files
+      throw error
+    }
+    const prefix = `${id}-`
+    for (const name of names) if (name.startsWith(prefix) && ENTRY_NAME.test(name)) files.push(name)
+    return files
+  }
+
+  /** The canonical file of `id`, parsed but not judged. */
+  readCanonical(id: string): Candidate | undefined {
+    const file = `${id}.json`
+    const read = readEntryFile(this.path(file))
+    if (read.kind !== 'ok') return undefined
+    const parsed = parseEntry(read.bytes, id)
+    if (!parsed.ok) return undefined
+    return { file, legacy: false, bytes: read.bytes, entry: parsed.entry, mtimeMs: read.mtimeMs, verdict: { status: 'unknown', reason: null } }
+  }
+
+  /** The winning candidate of one workspace; O(1) when its canonical file holds a current entry. */
+  resolve(id: string, options: ScanOptions): Candidate | undefined {
+    if (!checkDir(this.dir)) return undefined
+    const judge = new Judge(this.marker)
+    const canonical = this.readCanonical(id)
+    if (canonical) {
+      canonical.verdict = judge.judge(canonical.entry, canonical.mtimeMs)
+      if (!isPrunable(canonical.verdict.status)) return canonical
+    }
+    const result: ScanResult = { rows: [], dead: [], corrupt: [], report: [] }
+    this.#resolveGroup(id, this.filesOf(id), judge, { ...options, keepBytes: true }, result)
+    return result.rows[0]
+  }
+
+  /** Read (and, when asked, clean) the whole folder. */
+  scan(options: ScanOptions): ScanResult {
+    const result: ScanResult = { rows: [], dead: [], corrupt: [], report: [] }
+    if (!checkDir(this.dir)) return result
+    let names: string[]
+    try {
+      names = readdirSync(this.dir)
+    } catch (error) {
+      if (isErrno(error, 'ENOENT')) return result
+      throw error
+    }
+    // Almost every workspace has one file: keep its name as is and make an array only for legacy groups.
+    const groups = new Map<string, string | string[]>()
+    const temps: string[] = []
+    const locks: string[] = []
+    for (const name of names) {
+      const match = ENTRY_NAME.exec(name)
+      if (match) {
+        const id = match[1] as string
+        const files = groups.get(id)
+        if (files === undefined) groups.set(id, name)
+        else if (typeof files === 'string') groups.set(id, [files, name])
+        else files.push(name)
+      } else if (TEMP_NAME.test(name) || LOCK_TEMP_NAME.test(name)) {
+        temps.push(name)
+      } else if (LOCK_FILE_NAME.test(name)) {
+        locks.push(name)
+      }
+    }
+    const judge = new Judge(this.marker)
+    const debris: string[] = []
+    for (const name of options.prune ? temps : []) {
+      const handled = this.#restoreAside(name, judge, options, result)
+      if (handled === false) debris.push(name)
+      // A restored entry is listed like any other (it was not in the folder when it was read).
+      if (typeof handled === 'string' && !groups.has(handled.slice(0, 16))) groups.set(handled.slice(0, 16), handled)
+    }
+    for (const [id, files] of groups) this.#resolveGroup(id, typeof files === 'string' ? [files] : files, judge, options, result)
+    if (options.prune) {
+      const now = Date.now()
+      for (const name of debris) {
+        if (sweepTemp(this.dir, name, now, STALE_TEMP_MS, options.dryRun ?? false)) {
+          result.report.push({ id: name.slice(0, 16), cwd: null, path: this.path(name), reason: 'stale-temp' })
+        }
+      }
+      for (const name of locks) this.#dropStaleLockRecord(name.slice(0, 16), options, result)
+    }
+    if (options.quarantine) {
+      for (const file of result.corrupt) {
+        const quarantinedTo = options.dryRun ? null : quarantine(this.dir, file.file)
+        result.report.push({ id: file.id, cwd: null, path: this.path(file.file), reason: 'corrupt', problem: file.problem, quarantinedTo })
+      }
+    }
+    result.rows.sort(byNameThenCwd)
+    return result
+  }
+
+  /** Judge every file of one workspace, pick the one that speaks for it, and (when pruning) clean up the rest. */
+  #resolveGroup(id: string, files: string[], judge: Judge, options: ScanOptions, result: ScanResult): void {
+    // A lone file (nearly every workspace) may keep its bytes as a view of the read buffer: nothing reads another
+    // entry file before its group is settled, and no candidate leaves the group holding the view.
+    const view = files.length === 1 && !options.keepBytes
+    const candidates: Candidate[] = []
+    for (const file of files) {
+      const legacy = file.length !== 21 // `<16 hex>.json`
+      const read = readEntryView(this.path(file))
+      if (read.kind === 'missing') continue
+      if (read.kind === 'corrupt') {
+        result.corrupt.push({ id, file, problem: read.problem, mtimeMs: read.mtimeMs })
+        continue
+      }
+      const parsed = parseEntry(read.bytes, id, { legacy, localHost: judge.host })
+      if (!parsed.ok) {
+        result.corrupt.push({ id, file, problem: parsed.problem, mtimeMs: read.mtimeMs })
+        continue
+      }
+      shareMachineStrings(parsed.entry, judge)
+      const verdict = judge.judge(parsed.entry, read.mtimeMs)
+      const bytes = view ? read.bytes : Buffer.from(read.bytes)
+      candidates.push({ file, legacy, bytes, entry: parsed.entry, mtimeMs: read.mtimeMs, verdict })
+    }
+    this.#settleGroup(candidates, judge, options, result)
+    if (view) for (const candidate of candidates) candidate.bytes = NO_BYTES
+  }
+
+  /** Pick the candidate that speaks for a workspace and (when pruning) clean up the rest. */
+  #settleGroup(candidates: Candidate[], judge: Judge, options: ScanOptions, result: ScanResult): void {
+    const winner = pickWinner(candidates)
+    if (!winner) return
+    if (isPrunable(winner.verdict.status)) {
+      for (const candidate of candidates) {
+        result.dead.push(candidate)
+        this.#delete(candidate, candidate.verdict.reason ?? 'exited', options, result)
+      }
+      return
+    }
+    let row = winner
+    if (winner.legacy && options.prune) row = this.#migrate(winner, candidates, judge, options, result) ?? winner
+    for (const candidate of candidates) {
+      if (candidate === winner || candidate.file === row.file) continue
+      if (isPrunable(candidate.verdict.status)) result.dead.push(candidate)
+      this.#delete(candidate, isPrunable(candidate.verdict.status) ? (candidate.verdict.reason ?? 'exited') : 'legacy-duplicate', options, result)
+    }
+    if (!options.keepBytes) row.bytes = NO_BYTES
+    result.rows.push(row)
+  }
+
+  /** Move a legacy winner into `<id>.json`; undefined when a concurrent writer got there first. */
+  #migrate(winner: Candidate, candidates: Candidate[], judge: Judge, options: ScanOptions, result: ScanResult): Candidate | undefined {
+    const file = `${winner.entry.id}.json`
+    const upgraded = upgradeLegacy(winner.entry, judge.probe(winner.entry.pid), judge.bootId)
+    const data = serializeEntry(upgraded)
+    const migrated: Candidate = { ...winner, file, legacy: false, entry: upgraded, bytes: Buffer.from(data) }
+    if (options.dryRun) {
+      result.report.push({ id: upgraded.id, cwd: upgraded.cwd, path: this.path(winner.file), reason: 'legacy-migrated' })
+      return migrated
+    }
+    try {
+      const current = candidates.find((candidate) => !candidate.legacy)
+      if (current) {
+        const outcome = compareAndDelete(this.dir, current.file, current.bytes)
+        if (outcome === 'changed' || outcome === 'read-only') return undefined
+        if (outcome === 'deleted' && isPrunable(current.verdict.status)) result.dead.push(current)
+      }
+      if (!createExclusive(this.dir, file, data)) return undefined
+    } catch (error) {
+      if (isErrno(error, 'EACCES', 'EPERM', 'EROFS')) return undefined
+      throw error
+    }
+    if (compareAndDelete(this.dir, winner.file, winner.bytes) === 'deleted') {
+      result.report.push({ id: upgraded.id, cwd: upgraded.cwd, path: this.path(winner.file), reason: 'legacy-migrated' })
+    }
+    return migrated
+  }
+
+  /**
+   * A compare-and-delete killed between taking a file aside and putting it back leaves the file under a
+   * private name. If that was a newer live version, sweeping it would lose the entry: put it back instead
+   * (link fails when a still newer version exists, which then stands). The deleter's pid is in the name, so
+   * this needs no age: while the deleter runs (or is us) the aside is its own to settle, and is left alone —
+   * a rename keeps the old mtime, so the age rule must never judge an aside. Returns the entry file name when
+   * it was put back, true when the aside was otherwise dealt with, false when it is ordinary debris.
+   */
+  #restoreAside(name: string, judge: Judge, options: ScanOptions, result: ScanResult): string | boolean {
+    const match = CAD_ASIDE.exec(name)
+    if (!match) return false
+    const deleter = judge.probe(Number(match[3])).state
+    if (deleter !== 'gone' && deleter !== 'zombie') return true
+    const id = match[1] as string
+    const file = `${id}${match[2]}`
+    const read = readEntryFile(this.path(name))
+    if (read.kind !== 'ok') return false
+    const parsed = parseEntry(read.bytes, id, { legacy: file.length !== 21, localHost: judge.host })
+    if (!parsed.ok || isPrunable(judge.judge(parsed.entry, read.mtimeMs).status)) return false
+    const item: PruneItem = { id, cwd: parsed.entry.cwd, path: this.path(file), reason: 'restored' }
+    if (options.dryRun) {
+      result.report.push(item)
+      return true
+    }
+    let restored = false
+    try {
+      linkSync(this.path(name), this.path(file))
+      result.report.push(item)
+      restored = true
+    } catch (error) {
+      if (!isErrno(error, 'EEXIST')) throw error
+      result.report.push({ ...item, path: this.path(name), reason: 'stale-temp' })
+    }
+    unlinkQuiet(this.path(name))
+    return restored ? file : true
+  }
+
+  /** A lock side file left by a SIGKILLed holder would otherwise stay forever (only messages ever read it). */
+  #dropStaleLockRecord(id: string, options: ScanOptions, result: ScanResult): void {
+    const stale = staleLockRecord(this.dir, id)
+    if (!stale) return
+    const item: PruneItem = { id, cwd: null, path: join(this.dir, LOCK_FILE(id)), reason: 'stale-lock' }
+    if (options.dryRun || compareAndDelete(this.dir, LOCK_FILE(id), stale) === 'deleted') result.report.push(item)
+  }
+
+  #delete(candidate: Candidate, reason: PruneReason, options: ScanOptions, result: ScanResult): void {
+    if (!options.prune) return
+    const path = this.path(candidate.file)
+    const item: PruneItem = { id: candidate.entry.id, cwd: candidate.entry.cwd, path, reason }
+    if (options.dryRun) {
+      result.report.push(item)
+      return
+    }
+    if (compareAndDelete(this.dir, candidate.file, candidate.bytes) === 'deleted') result.report.push(item)
+  }
+}
+
+// Every entry written on this machine repeats its boot id, host and namespace: one shared string each keeps a
+// 10,000-row list about 1 MB smaller (values and key order are unchanged).
+function shareMachineStrings(entry: Entry, judge: Judge): void {
+  if (entry.bootId === judge.bootId) entry.bootId = judge.bootId
+  if (entry.host === judge.host) entry.host = judge.host
+  if (entry.pidNamespace === judge.pidNamespace) entry.pidNamespace = judge.pidNamespace
+}
+
