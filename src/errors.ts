@@ -2,7 +2,7 @@
 export type RegistryErrorCode =
   /** Another process (or this one) holds the workspace lock. */
   | 'E_LOCKED'
-  /** An entry file is unreadable as an entry (bad JSON, wrong shape, too large, not a regular file). */
+  /** An entry file is unreadable as an entry. Reserved: read and list skip corrupt files and prune quarantines them, so nothing throws it today. */
   | 'E_CORRUPT'
   /** The registry folder is a symlink, writable by others, or owned by another user. */
   | 'E_UNSAFE_DIR'

@@ -130,7 +130,8 @@ export class Registry {
     checkInput(input)
     const cwd = canonicalCwd(input.cwd)
     const pid = input.pid ?? process.pid
-    const entry = this.#compose(cwd, pid, input)
+    const previous = this.#folder.readCanonical(idOfCanonical(cwd))?.entry
+    const entry = this.#compose(cwd, pid, input, previous)
     let text: string
     try {
       text = serializeEntry(entry)
@@ -141,18 +142,19 @@ export class Registry {
     const problem = entryTextProblem(text)
     if (problem) throw new RegistryError('E_INVALID', `The entry of ${cwd} ${problem}: keep meta small and shallow.`)
     ensureDir(this.dir)
+    // Last writer wins, but a corrupt file in the way is evidence: it goes to quarantine, never under a rename.
+    if (!previous) this.#folder.quarantineCorrupt(entry.id)
     writeAtomic(this.dir, `${entry.id}.json`, text)
     return entry
   }
 
-  #compose(cwd: string, pid: number, input: Omit<WriteInput, 'cwd'>): Entry {
+  #compose(cwd: string, pid: number, input: Omit<WriteInput, 'cwd'>, previous: Entry | undefined): Entry {
     const id = idOfCanonical(cwd)
     const probe = pid > 0 ? inspectProcess(pid) : null
     if (probe && (probe.state === 'gone' || probe.state === 'zombie')) {
       throw new RegistryError('E_INVALID', `Process ${pid} is not running: pass the pid of a live process, or 0 for an idle workspace.`)
     }
     const identity = captureIdentity(pid, probe)
-    const previous = this.#folder.readCanonical(id)?.entry
     const sameOwner =
       previous !== undefined &&
       previous.pid === pid &&
@@ -193,7 +195,7 @@ export class Registry {
     for (let attempt = 0; attempt < 16; attempt++) {
       const current = this.#folder.resolve(id, { prune: true })
       if (current && current.entry.pid !== 0) return current.entry
-      const entry = this.#compose(canonical, 0, { name: name ?? current?.entry.name })
+      const entry = this.#compose(canonical, 0, { name: name ?? current?.entry.name }, current?.entry)
       ensureDir(this.dir)
       // Replace only the version judged idle (or nothing): a live owner landing meanwhile wins.
       if (current && !current.legacy && compareAndDelete(this.dir, current.file, current.bytes) === 'changed') continue

@@ -104,6 +104,13 @@ export class Folder {
     return files
   }
 
+  /** Move the canonical file of `id` to `.quarantine/` if it is there but not a valid entry. */
+  quarantineCorrupt(id: string): void {
+    const file = `${id}.json`
+    const read = readEntryView(this.path(file))
+    if (read.kind === 'corrupt' || (read.kind === 'ok' && !parseEntry(read.bytes, id).ok)) quarantine(this.dir, file)
+  }
+
   /** The canonical file of `id`, parsed but not judged. */
   readCanonical(id: string): Candidate | undefined {
     const file = `${id}.json`

@@ -54,6 +54,18 @@ describe('write', () => {
     expect((await registry.list()).map((entry) => entry.cwd)).toEqual([ws])
   })
 
+  it('moves a corrupt file in the way to .quarantine/ instead of writing over it', async () => {
+    const { dir, ws } = sandbox()
+    const registry = new Registry({ dir })
+    mkdirSync(dir, { mode: 0o700 })
+    writeFileSync(registry.entryPath(ws), '{ torn', { mode: 0o600 })
+    const entry = await registry.write({ cwd: ws })
+    expect(await registry.read(ws)).toEqual(entry)
+    const kept = readdirSync(join(dir, '.quarantine'))
+    expect(kept).toHaveLength(1)
+    expect(readFileSync(join(dir, '.quarantine', kept[0] as string), 'utf8')).toBe('{ torn')
+  })
+
   it('refuses bad input with E_INVALID and writes nothing', async () => {
     const { dir, ws } = sandbox()
     const registry = new Registry({ dir })
