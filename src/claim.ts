@@ -1,6 +1,6 @@
 import { join } from 'node:path'
 import { onExit } from 'signal-exit'
-import { parseEntry, type Entry } from './entry.js'
+import { parseEntry, sameProcess, type Entry } from './entry.js'
 import { RegistryError } from './errors.js'
 import type { Registry, WriteInput } from './registry.js'
 import { compareAndDelete, readEntryFile } from './store.js'
@@ -34,18 +34,13 @@ export interface Claim {
   release(): Promise<boolean>
 }
 
-/** True when `a` and `b` were written for the same process (pid, start identity, boot and host). */
-export function sameOwner(a: Entry, b: Entry): boolean {
-  return a.pid === b.pid && a.pidStartTime === b.pidStartTime && a.bootId === b.bootId && a.host === b.host
-}
-
 /** The entry file of `owner`'s workspace as it is now, when it still belongs to `owner`. */
 function readOwned(dir: string, owner: Entry): { bytes: Buffer; entry: Entry } | 'missing' | 'other' {
   const read = readEntryFile(join(dir, `${owner.id}.json`))
   if (read.kind === 'missing') return 'missing'
   if (read.kind !== 'ok') return 'other'
   const parsed = parseEntry(read.bytes.toString('utf8'), owner.id)
-  if (!parsed.ok || !sameOwner(parsed.entry, owner)) return 'other'
+  if (!parsed.ok || !sameProcess(parsed.entry, owner)) return 'other'
   return { bytes: read.bytes, entry: parsed.entry }
 }
 

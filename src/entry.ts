@@ -196,6 +196,14 @@ export function parseEntry(input: string | Uint8Array, expectedId: string, optio
   return validateEntry(value, expectedId, options)
 }
 
+/** The fields that say which process wrote an entry. */
+export type Writer = Pick<Entry, 'pid' | 'pidStartTime' | 'bootId' | 'host'>
+
+/** True when `a` and `b` name the very same process: pid, start identity, boot and host all equal. */
+export function sameProcess(a: Writer, b: Writer): boolean {
+  return a.pid === b.pid && a.pidStartTime === b.pidStartTime && a.bootId === b.bootId && a.host === b.host
+}
+
 /** The exact bytes written for an entry: pretty JSON, 2 spaces, trailing newline. */
 export function serializeEntry(entry: Entry): string {
   return `${JSON.stringify(entry, null, 2)}\n`

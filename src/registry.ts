@@ -1,5 +1,5 @@
 import { basename } from 'node:path'
-import { entryTextProblem, isKnownField, parseEntry, serializeEntry, type Entry } from './entry.js'
+import { entryTextProblem, isKnownField, parseEntry, sameProcess, serializeEntry, type Entry } from './entry.js'
 import { RegistryError } from './errors.js'
 import { probeUrls, type Health } from './health.js'
 import { captureIdentity, inspectProcess } from './identity.js'
@@ -155,12 +155,7 @@ export class Registry {
       throw new RegistryError('E_INVALID', `Process ${pid} is not running: pass the pid of a live process, or 0 for an idle workspace.`)
     }
     const identity = captureIdentity(pid, probe)
-    const sameOwner =
-      previous !== undefined &&
-      previous.pid === pid &&
-      previous.pidStartTime === identity.pidStartTime &&
-      previous.bootId === identity.bootId &&
-      previous.host === identity.host
+    const sameOwner = previous !== undefined && sameProcess(previous, { pid, ...identity })
     const now = new Date().toISOString()
     const entry: Record<string, unknown> = {
       version: 1,
