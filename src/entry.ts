@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer'
 import { basename, isAbsolute } from 'node:path'
 import { idOfCanonical } from './paths.js'
 
@@ -134,6 +135,9 @@ export function validateEntry(value: unknown, expectedId: string, options: { leg
  * `[[[[…` costs O(max) here and never reaches the recursive JSON.stringify of a rewrite or `--json`.
  */
 export function nestingExceeds(text: string, max: number): number {
+  // Nesting deeper than `max` needs more than `max` brackets: counting them runs at native speed and
+  // spares the character loop for every ordinary entry (a handful of brackets).
+  if (!moreThan(text, '{', '[', max)) return -1
   let depth = 0
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i)
@@ -149,6 +153,14 @@ export function nestingExceeds(text: string, max: number): number {
   return -1
 }
 
+function moreThan(text: string, a: string, b: string, max: number): boolean {
+  let count = 0
+  for (const bracket of [a, b]) {
+    for (let at = text.indexOf(bracket); at >= 0; at = text.indexOf(bracket, at + 1)) if (++count > max) return true
+  }
+  return false
+}
+
 // indexOf skips string bodies at native speed (a char loop took 14 ms on a 1 MB string, this 0.1 ms).
 function closingQuote(text: string, open: number): number {
   let at = text.indexOf('"', open + 1)
@@ -161,8 +173,6 @@ function closingQuote(text: string, open: number): number {
   return -1
 }
 
-// fatal: bytes that are not UTF-8 make the file corrupt instead of turning into U+FFFD (which a rewrite would keep).
-const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false })
 
 /** Why serialized entry text cannot be stored (too large, nested too deeply), or null when it can. */
 export function entryTextProblem(text: string): string | null {
@@ -180,11 +190,10 @@ export function parseEntry(input: string | Uint8Array, expectedId: string, optio
   if (typeof input === 'string') {
     text = input.charCodeAt(0) === 0xfeff ? input.slice(1) : input
   } else {
-    try {
-      text = utf8.decode(input)
-    } catch {
-      return { ok: false, problem: 'is not UTF-8 text' }
-    }
+    // Bytes that are not UTF-8 make the file corrupt instead of turning into U+FFFD (which a rewrite would keep).
+    if (!isUtf8(input)) return { ok: false, problem: 'is not UTF-8 text' }
+    const bom = input[0] === 0xef && input[1] === 0xbb && input[2] === 0xbf ? 3 : 0
+    text = Buffer.from(input.buffer, input.byteOffset + bom, input.byteLength - bom).toString('utf8')
   }
   if (nestingExceeds(text, MAX_ENTRY_DEPTH) >= 0) return { ok: false, problem: `nests arrays or objects deeper than ${MAX_ENTRY_DEPTH} levels` }
   let value: unknown
