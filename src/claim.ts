@@ -1,5 +1,4 @@
 import { join } from 'node:path'
-import { onExit } from 'signal-exit'
 import { parseEntry, sameProcess, type Entry } from './entry.js'
 import { RegistryError } from './errors.js'
 import type { Registry, WriteInput } from './registry.js'
@@ -60,6 +59,8 @@ export async function claimWorkspace(registry: Registry, input: ClaimInput): Pro
   let entry = await registry.write(write)
   let stopWatching: (() => void) | undefined
   if (cleanupOnExit ?? entry.pid === process.pid) {
+    // Loaded on first claim: signal-exit installs nothing until asked, but loading it costs every `wsreg` start.
+    const { onExit } = await import('signal-exit')
     // signal-exit re-raises the signal after the callback (when nobody else handles it), so the process still ends as it would have.
     stopWatching = onExit(() => {
       try {

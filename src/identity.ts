@@ -1,4 +1,4 @@
-import { spawnSync } from 'node:child_process'
+import { createRequire } from 'node:module'
 import { closeSync, openSync, readdirSync, readFileSync, readlinkSync, readSync } from 'node:fs'
 import { hostname } from 'node:os'
 import { isErrno } from './errors.js'
@@ -179,6 +179,8 @@ export function processGroup(pid: number): number | null {
     const group = Number(text.slice(close + 2).split(' ')[2])
     return Number.isSafeInteger(group) && group > 0 ? group : null
   }
+  // Loaded here only: child_process costs every `wsreg` start a few ms, and only non-Linux group reaping needs it.
+  const { spawnSync } = createRequire(import.meta.url)('node:child_process') as typeof import('node:child_process')
   const result = spawnSync('ps', ['-o', 'pgid=', '-p', String(pid)], { encoding: 'utf8' })
   const group = Number(result.stdout?.trim())
   return result.status === 0 && Number.isSafeInteger(group) && group > 0 ? group : null

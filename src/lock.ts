@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto'
 import { realpathSync } from 'node:fs'
-import { connect, createServer, type Server } from 'node:net'
+import type { Server } from 'node:net'
 import { userInfo } from 'node:os'
 import { join } from 'node:path'
 import { RegistryError, isErrno } from './errors.js'
@@ -67,7 +67,9 @@ export function lockAddress(dir: string, id: string): string | null {
 }
 
 /** Bind the lock's address: a server when we got it, null when someone (this process included) holds it. */
-function bind(address: string): Promise<Server | null> {
+// node:net is loaded when a lock is first taken or probed, not by every `wsreg` start.
+async function bind(address: string): Promise<Server | null> {
+  const { createServer } = await import('node:net')
   return new Promise((resolve, reject) => {
     // A probe (see lockState) connects and is hung up on at once.
     const server = createServer((socket) => socket.destroy())
@@ -202,9 +204,10 @@ export function staleLockRecord(dir: string, id: string): Buffer | null {
 }
 
 /** Whether workspace `id` is locked right now, asked without taking the lock (a connect, which the holder hangs up on). */
-export function lockState(dir: string, id: string): Promise<'held' | 'free' | 'unsupported'> {
+export async function lockState(dir: string, id: string): Promise<'held' | 'free' | 'unsupported'> {
   const address = lockAddress(dir, id)
-  if (address === null) return Promise.resolve('unsupported')
+  if (address === null) return 'unsupported'
+  const { connect } = await import('node:net')
   return new Promise((resolve) => {
     const socket = connect({ path: address })
     socket.once('connect', () => {
