@@ -1,4 +1,5 @@
-import { classify, type EntryInfo } from '../index.js'
+import type { EntryInfo } from '../registry.js'
+import { classify } from '../status.js'
 import { EXIT, UsageError, expectPositionals, notFound, readTarget, type Command } from './command.js'
 import { entryTable, formatUptime, printJson, statusWord } from './output.js'
 

@@ -92,7 +92,7 @@ export async function main(argv: string[], output: Output): Promise<number> {
   let registry: Promise<import('../index.js').Registry> | undefined
   const context: CommandContext = {
     registry: () => {
-      registry ??= import('../index.js').then(({ Registry }) => {
+      registry ??= import('../registry.js').then(({ Registry }) => {
         const dir = typeof values.dir === 'string' ? resolve(values.dir) : undefined
         return new Registry({ dir, app: typeof values.app === 'string' ? values.app : undefined })
       })

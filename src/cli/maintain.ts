@@ -1,4 +1,4 @@
-import { diagnose } from '../index.js'
+import { diagnose } from '../doctor.js'
 import { EXIT, expectPositionals, notFound, parseTarget, type Command } from './command.js'
 import { paint, printJson } from './output.js'
 
