@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os'
 import { isAbsolute, join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { afterEach } from 'vitest'
+import { waitFor } from './helpers.js'
 
 export const FIXTURES = new URL('./fixtures/', import.meta.url).pathname
 export const CLI = new URL('../dist/cli/main.js', import.meta.url).pathname
@@ -67,11 +68,7 @@ export function start(file: string, args: string[], options: SpawnOptions = {}):
 
 /** Poll `condition` until it holds (no fixed sleeps); fails the test after `timeoutMs`. */
 export async function until(condition: () => boolean | Promise<boolean>, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms: ${condition.toString()}`)
-    await new Promise((resolve) => setTimeout(resolve, 10))
-  }
+  await waitFor(condition, timeoutMs, condition.toString())
 }
 
 /** True while `pid` exists and is not a zombie. */

@@ -5,6 +5,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterEach, beforeEach, expect, it } from 'vitest'
 import { Registry } from '../src/registry.js'
+import { waitFor } from './helpers.js'
 
 const CLI = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url))
 const hasTmux = spawnSync('tmux', ['-V']).status === 0
@@ -15,16 +16,6 @@ beforeEach(() => {
 })
 afterEach(() => rmSync(root, { recursive: true, force: true }))
 
-async function until<T>(check: () => T | undefined | false, what: string, timeoutMs = 4000): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const value = check()
-    if (value !== undefined && value !== false) return value
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 10))
-  }
-}
-
 it('wsreg watch --json prints one JSON event per line and exits 0 on SIGINT', async () => {
   const registry = new Registry({ dir: join(root, 'registry') })
   const cwd = join(root, 'a')
@@ -34,11 +25,11 @@ it('wsreg watch --json prints one JSON event per line and exits 0 on SIGINT', as
   child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()))
   const lines = (): Array<Record<string, unknown>> => out.split('\n').filter(Boolean).map((line) => JSON.parse(line) as Record<string, unknown>)
   try {
-    await until(() => lines().length === 1, 'ready')
+    await waitFor(() => lines().length === 1, 4000, 'ready')
     await registry.write({ cwd, name: 'alpha' })
-    await until(() => lines().length === 2, 'up')
+    await waitFor(() => lines().length === 2, 4000, 'up')
     await registry.remove(cwd)
-    await until(() => lines().length === 3, 'down')
+    await waitFor(() => lines().length === 3, 4000, 'down')
     expect(lines()).toMatchObject([
       { type: 'ready', entries: [] },
       { type: 'up', status: 'alive', entry: { name: 'alpha', pid: process.pid } },
@@ -68,14 +59,14 @@ it.skipIf(!hasTmux)('wsreg ls --watch redraws the table in a terminal and exits 
   execFileSync('tmux', ['new-session', '-d', '-s', session, '-x', '200', '-y', '40', command], { env: { ...process.env, TERM: 'xterm-256color' } })
   const screen = (): string => spawnSync('tmux', ['capture-pane', '-p', '-t', session], { encoding: 'utf8' }).stdout ?? ''
   try {
-    await until(() => screen().includes('No workspaces'), 'the empty table')
+    await waitFor(() => screen().includes('No workspaces'), 4000, 'the empty table')
     await registry.write({ cwd, name: 'alpha-live' })
-    await until(() => /alpha-live\s+alive/.test(screen()), 'the new row')
+    await waitFor(() => /alpha-live\s+alive/.test(screen()), 4000, 'the new row')
     expect(screen()).not.toContain('No workspaces')
     await registry.remove(cwd)
-    await until(() => screen().includes('No workspaces'), 'the row to go')
+    await waitFor(() => screen().includes('No workspaces'), 4000, 'the row to go')
     execFileSync('tmux', ['send-keys', '-t', session, 'C-c'])
-    await until(() => existsSync(status) && readFileSync(status, 'utf8').trim(), 'the exit status')
+    await waitFor(() => existsSync(status) && readFileSync(status, 'utf8').trim(), 4000, 'the exit status')
     expect(readFileSync(status, 'utf8').trim()).toBe('0')
   } finally {
     spawnSync('tmux', ['kill-session', '-t', session])
@@ -91,9 +82,9 @@ it('wsreg ls --watch --json prints a fresh list per change when stdout is not a 
   child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()))
   const frames = (): Array<Array<{ name: string }>> => out.split('\n').filter(Boolean).map((line) => JSON.parse(line) as Array<{ name: string }>)
   try {
-    await until(() => frames().length === 1, 'the first frame')
+    await waitFor(() => frames().length === 1, 4000, 'the first frame')
     await registry.write({ cwd, name: 'alpha' })
-    await until(() => frames().at(-1)?.[0]?.name === 'alpha', 'a frame with the new row')
+    await waitFor(() => frames().at(-1)?.[0]?.name === 'alpha', 4000, 'a frame with the new row')
     expect(frames()[0]).toEqual([])
     const exited = new Promise((resolve) => child.once('exit', (code) => resolve(code)))
     child.kill('SIGINT')

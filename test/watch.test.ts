@@ -7,6 +7,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { serializeEntry } from '../src/entry.js'
 import { workspaceId } from '../src/paths.js'
 import { Registry } from '../src/registry.js'
+import { waitFor } from './helpers.js'
 import type { RegistryEvent } from '../src/transition.js'
 import type { RegistryWatcher, WatchOptions } from '../src/watch.js'
 
@@ -28,16 +29,6 @@ afterEach(async () => {
   rmSync(root, { recursive: true, force: true })
 })
 
-async function until<T>(check: () => T | undefined | false, what: string, timeoutMs = 4000): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const value = check()
-    if (value !== undefined && value !== false) return value
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 10))
-  }
-}
-
 function workspace(name: string): string {
   const cwd = join(root, name)
   mkdirSync(cwd, { recursive: true })
@@ -51,7 +42,7 @@ async function watch(registry: Registry, options: WatchOptions = {}): Promise<Re
   const events: RegistryEvent[] = []
   for (const name of ['ready', 'up', 'down', 'change'] as const) watcher.on(name, (event: RegistryEvent) => events.push(event))
   watcher.on('error', (error) => events.push({ type: 'error', error }))
-  await until(() => events.some((event) => event.type === 'ready'), 'ready')
+  await waitFor(() => events.some((event) => event.type === 'ready'), 4000, 'ready')
   return events
 }
 
@@ -71,13 +62,13 @@ async function startOwner(dir: string, cwd: string, name = 'owner'): Promise<{ c
   children.push(child)
   let out = ''
   child.stdout?.on('data', (chunk: Buffer) => (out += chunk.toString()))
-  await until(() => out.startsWith('up\n'), 'the owner to write its entry')
+  await waitFor(() => out.startsWith('up\n'), 4000, 'the owner to write its entry')
   return {
     child,
     async say(line) {
       const before = out.split('done\n').length
       child.stdin?.write(`${line}\n`)
-      await until(() => out.split('done\n').length > before, `the owner to do ${line}`)
+      await waitFor(() => out.split('done\n').length > before, 4000, `the owner to do ${line}`)
     },
   }
 }
@@ -94,15 +85,15 @@ describe.each([{ polling: false }, { polling: true }])('watching a registry (pol
     const events = await watch(registry, { intervalMs: 50, polling })
     const cwd = workspace('a')
     const owner = await startOwner(registry.dir, cwd)
-    await until(() => about(events, cwd).includes('up'), 'up')
+    await waitFor(() => about(events, cwd).includes('up'), 4000, 'up')
     await kill(owner.child)
-    await until(() => about(events, cwd).includes('down:exited'), 'down')
+    await waitFor(() => about(events, cwd).includes('down:exited'), 4000, 'down')
     // A second owner's whole life spans later sweeps: by its down, a repeated event for the first would have shown.
     const later = workspace('b')
     const sentinel = await startOwner(registry.dir, later)
-    await until(() => about(events, later).includes('up'), 'sentinel up')
+    await waitFor(() => about(events, later).includes('up'), 4000, 'sentinel up')
     await kill(sentinel.child)
-    await until(() => about(events, later).includes('down:exited'), 'sentinel down')
+    await waitFor(() => about(events, later).includes('down:exited'), 4000, 'sentinel down')
     expect(about(events, cwd)).toEqual(['up', 'down:exited'])
   })
 
@@ -111,9 +102,9 @@ describe.each([{ polling: false }, { polling: true }])('watching a registry (pol
     const events = await watch(registry, { intervalMs: 50, polling })
     const cwd = workspace('a')
     await startOwner(registry.dir, cwd)
-    await until(() => about(events, cwd).includes('up'), 'up')
+    await waitFor(() => about(events, cwd).includes('up'), 4000, 'up')
     expect(await registry.remove(cwd)).toBe(true)
-    await until(() => about(events, cwd).length === 2, 'down')
+    await waitFor(() => about(events, cwd).length === 2, 4000, 'down')
     expect(about(events, cwd)).toEqual(['up', 'down:removed'])
   })
 
@@ -123,7 +114,7 @@ describe.each([{ polling: false }, { polling: true }])('watching a registry (pol
     expect(events[0]).toEqual({ type: 'ready', entries: [] })
     const cwd = workspace('a')
     await startOwner(registry.dir, cwd)
-    await until(() => about(events, cwd).includes('up'), 'up')
+    await waitFor(() => about(events, cwd).includes('up'), 4000, 'up')
     expect(about(events, cwd)).toEqual(['up'])
   })
 })
@@ -136,9 +127,9 @@ describe('watching a registry', () => {
     const events = await watch(registry, { intervalMs: 50 })
     expect(events[0]).toMatchObject({ type: 'ready', entries: [{ status: 'alive', entry: { name: 'first', pid: owner.child.pid } }] })
     await owner.say('rename second')
-    await until(() => about(events, cwd).length === 1, 'first change')
+    await waitFor(() => about(events, cwd).length === 1, 4000, 'first change')
     await owner.say('rename third')
-    await until(() => about(events, cwd).length === 2, 'second change')
+    await waitFor(() => about(events, cwd).length === 2, 4000, 'second change')
     expect(about(events, cwd)).toEqual(['change', 'change'])
     const names = events.flatMap((event) => (event.type === 'change' ? [[event.previous?.name, event.entry?.name]] : []))
     expect(names).toEqual([['first', 'second'], ['second', 'third']])
@@ -150,10 +141,10 @@ describe('watching a registry', () => {
     const events = await watch(registry, { intervalMs: 600_000 })
     const cwd = workspace('a')
     const first = await startOwner(registry.dir, cwd)
-    await until(() => about(events, cwd).includes('up'), 'first up')
+    await waitFor(() => about(events, cwd).includes('up'), 4000, 'first up')
     await kill(first.child)
     const second = await startOwner(registry.dir, cwd)
-    await until(() => about(events, cwd).length === 3, 'the restart')
+    await waitFor(() => about(events, cwd).length === 3, 4000, 'the restart')
     expect(about(events, cwd)).toEqual(['up', 'down:exited', 'up'])
     const ups = events.flatMap((event) => (event.type === 'up' ? [event.entry.pid] : []))
     expect(ups).toEqual([first.child.pid, second.child.pid])
@@ -164,9 +155,9 @@ describe('watching a registry', () => {
     const events = await watch(registry, { intervalMs: 600_000 })
     const cwd = workspace('a')
     await startOwner(registry.dir, cwd)
-    await until(() => about(events, cwd).includes('up'), 'first up')
+    await waitFor(() => about(events, cwd).includes('up'), 4000, 'first up')
     await startOwner(registry.dir, cwd)
-    await until(() => about(events, cwd).length === 3, 'the takeover')
+    await waitFor(() => about(events, cwd).length === 3, 4000, 'the takeover')
     expect(about(events, cwd)).toEqual(['up', 'down:removed', 'up'])
   })
 
@@ -175,10 +166,10 @@ describe('watching a registry', () => {
     const events = await watch(registry, { intervalMs: 50 })
     const cwd = workspace('a')
     await registry.register(cwd)
-    await until(() => about(events, cwd).length === 1, 'the idle row')
+    await waitFor(() => about(events, cwd).length === 1, 4000, 'the idle row')
     expect(events.at(-1)).toMatchObject({ type: 'change', previous: null, previousStatus: null, status: 'idle', entry: { pid: 0 } })
     await registry.remove(cwd)
-    await until(() => about(events, cwd).length === 2, 'its removal')
+    await waitFor(() => about(events, cwd).length === 2, 4000, 'its removal')
     expect(events.at(-1)).toMatchObject({ type: 'change', entry: null, status: null, previousStatus: 'idle' })
   })
 
@@ -194,7 +185,7 @@ describe('watching a registry', () => {
     writeFileSync(join(registry.dir, '.quarantine', `${entry.id}.json`), serializeEntry(entry))
     const later = workspace('b')
     await registry.write({ cwd: later })
-    await until(() => about(events, later).includes('up'), 'sentinel up')
+    await waitFor(() => about(events, later).includes('up'), 4000, 'sentinel up')
     expect(events.map((event) => event.type)).toEqual(['ready', 'up'])
   })
 
