@@ -30,34 +30,30 @@ function byNameThenCwd(a, b) {
   return a.cwd < b.cwd ? -1 : a.cwd > b.cwd ? 1 : 0
 }
 
+/** readdir + readFileSync + JSON.parse: every parsable `.json` file with its path. */
+function* entries(dir) {
+  for (const name of readdirSync(dir)) {
+    if (!name.endsWith('.json')) continue
+    const path = join(dir, name)
+    try {
+      yield { path, entry: JSON.parse(readFileSync(path, 'utf8')) }
+    } catch {
+      // not an entry: skipped, as the registry skips it
+    }
+  }
+}
+
 /** readdir + readFileSync + JSON.parse + the liveness checks, sorted like list(). */
 export function rawList(dir) {
   const out = []
-  for (const name of readdirSync(dir)) {
-    if (!name.endsWith('.json')) continue
-    let entry
-    try {
-      entry = JSON.parse(readFileSync(join(dir, name), 'utf8'))
-    } catch {
-      continue
-    }
-    if (isLive(entry)) out.push(entry)
-  }
+  for (const { entry } of entries(dir)) if (isLive(entry)) out.push(entry)
   return out.sort(byNameThenCwd)
 }
 
 /** rawList plus a stat of each file for its mtime, as listInfo() reports. */
 export function rawListInfo(dir) {
   const out = []
-  for (const name of readdirSync(dir)) {
-    if (!name.endsWith('.json')) continue
-    const path = join(dir, name)
-    let entry
-    try {
-      entry = JSON.parse(readFileSync(path, 'utf8'))
-    } catch {
-      continue
-    }
+  for (const { path, entry } of entries(dir)) {
     if (isLive(entry)) out.push({ ...entry, status: 'alive', reason: null, path, mtime: statSync(path).mtime.toISOString() })
   }
   return out.sort(byNameThenCwd)
@@ -90,19 +86,10 @@ export function rawWrite(dir, name, bytes) {
 /** rawList's check, and unlink of every entry that fails it. */
 export function rawPrune(dir) {
   const removed = []
-  for (const name of readdirSync(dir)) {
-    if (!name.endsWith('.json')) continue
-    const path = join(dir, name)
-    let entry
-    try {
-      entry = JSON.parse(readFileSync(path, 'utf8'))
-    } catch {
-      continue
-    }
-    if (!isLive(entry)) {
-      unlinkSync(path)
-      removed.push(path)
-    }
+  for (const { path, entry } of entries(dir)) {
+    if (isLive(entry)) continue
+    unlinkSync(path)
+    removed.push(path)
   }
   return removed
 }
