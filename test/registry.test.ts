@@ -110,15 +110,10 @@ describe('read', () => {
   it('does not scan the folder when the canonical file holds a current entry', async () => {
     const { dir, ws } = sandbox()
     const registry = new Registry({ dir })
-    await registry.write({ cwd: ws })
-    // An unreadable folder listing cannot be scanned, but the file can still be opened by name.
-    chmodSync(dir, 0o100)
-    try {
-      if (process.getuid?.() === 0) return // root reads anything: the proof needs a non-root user
-      expect(await registry.read(ws)).toBeDefined()
-    } finally {
-      chmodSync(dir, 0o700)
-    }
+    const entry = await registry.write({ cwd: ws })
+    // A folder that may be searched but not listed: opening <id>.json by name works, a readdir would fail.
+    const result = await asUnprivileged(['read', dir, ws], dir, { root: 0o711, self: 0o100 })
+    expect(result).toEqual({ result: entry })
   })
 })
 
@@ -175,15 +170,10 @@ describe('list', () => {
     const { dir, ws } = sandbox()
     const registry = new Registry({ dir })
     await writeDeadEntry(registry, ws)
-    chmodSync(dir, 0o500)
-    try {
-      expect(await registry.list()).toEqual([])
-      if (process.getuid?.() !== 0) expect(readdirSync(dir)).toHaveLength(1)
-    } finally {
-      chmodSync(dir, 0o700)
-    }
-  })
-})
+    const before = readdirSync(dir)
+    expect(await asUnprivileged(['list', dir], dir, { root: 0o755, self: 0o500 })).toEqual({ result: [] })
+    expect(readdirSync(dir)).toEqual(before)
+  })})
 
 describe('listInfo', () => {
   it('adds status, reason, path and mtime; all:true adds dead rows', async () => {
@@ -397,3 +387,22 @@ describe('a cleanup killed midway', () => {
     expect(await registry.read(ws)).toEqual(newer)
   })
 })
+
+/**
+ * Run a registry operation in a child that may not write (or list) `dir`: as root, a child of uid 65534 on a
+ * root-owned folder of mode `root`; otherwise a child of this user on a folder of mode `self`. Entry files are
+ * made readable to the child. Resolves to what the child printed.
+ */
+async function asUnprivileged(args: string[], dir: string, modes: { root: number; self: number }): Promise<unknown> {
+  const asRoot = process.getuid?.() === 0
+  for (const name of readdirSync(dir)) chmodSync(join(dir, name), 0o644)
+  chmodSync(dir, asRoot ? modes.root : modes.self)
+  try {
+    const child = fixture('registry-op.mjs', args, asRoot ? { uid: 65534, gid: 65534 } : {})
+    const out = stdoutOf(child)
+    expect((await exited(child)).code).toBe(0)
+    return JSON.parse(out())
+  } finally {
+    chmodSync(dir, 0o700)
+  }
+}
