@@ -1,10 +1,11 @@
+import { spawnSync } from 'node:child_process'
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { wantsColor } from '../src/cli/output.js'
 import { workspaceId } from '../src/paths.js'
 import { Registry } from '../src/registry.js'
-import { ROOT, runCli, sandbox, writeDeadEntry } from './helpers.js'
+import { CLI, ROOT, runCli, sandbox, writeDeadEntry } from './helpers.js'
 
 async function populated() {
   const box = sandbox()
@@ -177,5 +178,20 @@ describe('wsreg globals', () => {
     expect(wantsColor({ isTTY: true }, {})).toBe(true)
     expect(wantsColor({ isTTY: true }, { NO_COLOR: '1' })).toBe(false)
     expect(wantsColor({ isTTY: false }, {})).toBe(false)
+  })
+
+  const hasScript = spawnSync('script', ['--version']).status === 0
+  it.skipIf(!hasScript)(`colours wsreg ls on a real terminal, not with NO_COLOR, not into a pipe${hasScript ? '' : ' (skipped: no script(1))'}`, async () => {
+    const { dir } = await populated()
+    // script(1) gives the CLI a pseudo-terminal as stdout.
+    const onTerminal = (noColor?: string) => {
+      const env: NodeJS.ProcessEnv = { ...process.env, TERM: 'xterm' }
+      delete env.NO_COLOR
+      if (noColor !== undefined) env.NO_COLOR = noColor
+      return spawnSync('script', ['-qec', `"${process.execPath}" "${CLI}" ls --dir "${dir}"`, '/dev/null'], { encoding: 'utf8', env }).stdout
+    }
+    expect(onTerminal()).toContain('\u001b[32malive')
+    expect(onTerminal('1')).not.toContain('\u001b[')
+    expect((await runCli(['ls', '--dir', dir], { env: { NO_COLOR: '' } })).stdout).not.toContain('\u001b[')
   })
 })
