@@ -43,6 +43,11 @@ function readOwned(dir: string, owner: Entry): { bytes: Buffer; entry: Entry } |
   return { bytes: read.bytes, entry: parsed.entry }
 }
 
+/** True while the entry file of `owner`'s workspace still names that same process. */
+export function stillOwned(dir: string, owner: Entry): boolean {
+  return typeof readOwned(dir, owner) !== 'string'
+}
+
 /**
  * Delete the entry of `owner`'s workspace only while it still names that same process: a successor's
  * entry, written after ours, is never removed. Synchronous, so it can run in an exit handler.

@@ -1,4 +1,4 @@
-import { removeOwned } from './claim.js'
+import { removeOwned, stillOwned } from './claim.js'
 import type { Entry } from './entry.js'
 import { RegistryError, isErrno } from './errors.js'
 import { groupAlive, inspectProcess, processGroup } from './identity.js'
@@ -39,7 +39,7 @@ export interface ReapResult {
   cwd: string
   /** The pid the entry recorded. */
   pid: number
-  /** True when the entry was deleted afterwards (false when a newer entry had replaced it, or with `dryRun`). */
+  /** True when no entry of that process remains afterwards: deleted here, by its own exit cleanup, or replaced by a successor. False with `dryRun`. */
   removed: boolean
   /** True when nothing was signalled or deleted, only reported. */
   dryRun: boolean
@@ -63,7 +63,7 @@ export async function reapEntry(dir: string, marker: string | undefined, entry: 
   const dryRun = options.dryRun ?? false
   const { pid } = entry
   const done = (outcome: ReapOutcome, removable = true): ReapResult => ({
-    outcome, id: entry.id, cwd: entry.cwd, pid, dryRun, removed: removable && !dryRun && removeOwned(dir, entry),
+    outcome, id: entry.id, cwd: entry.cwd, pid, dryRun, removed: removable && !dryRun && (removeOwned(dir, entry) || !stillOwned(dir, entry)),
   })
 
   const verdict = new Judge(marker).judge(entry)

@@ -23,6 +23,17 @@ describe('reap', () => {
     expect(existsSync(registry.entryPath(cwd))).toBe(false)
   })
 
+  it('reports the entry removed when the exit cleanup of the process removed it first', async () => {
+    const { dir, cwd } = sandbox()
+    const registry = new Registry({ dir })
+    const claimer = start('claimer.mjs', [dir, cwd, 'wait'])
+    const { claimed } = (await claimer.next()) as { claimed: number }
+    const entry = await registry.read(cwd)
+    expect(entry?.pid).toBe(claimed)
+    expect(await registry.reap(entry as NonNullable<typeof entry>, { graceMs: 5000 })).toMatchObject({ outcome: 'terminated', removed: true })
+    expect(existsSync(registry.entryPath(cwd))).toBe(false)
+  })
+
   it('ends a well-behaved process with SIGTERM alone', async () => {
     const { dir, cwd } = sandbox()
     const registry = new Registry({ dir })

@@ -144,8 +144,7 @@ export const reap: Command = {
     for (const entry of entries) {
       const result = await registry.reap(entry, options)
       results.push(result)
-      // The owner's own exit hook may have removed the entry already: only a remaining one is worth a word.
-      const kept = !result.dryRun && !result.removed && (await registry.readId(result.id))?.pid === result.pid
+      const kept = !result.dryRun && !result.removed
       if (!context.json) context.output.out.write(`${describe(result, entry, kept)}\n`)
     }
     if (context.json) printJson(context.output, all ? results : results[0])
