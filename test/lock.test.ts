@@ -1,11 +1,12 @@
 import { appendFileSync, existsSync, readFileSync, utimesSync, writeFileSync } from 'node:fs'
+import { hostname } from 'node:os'
 import { join } from 'node:path'
 import { fork } from 'node:child_process'
 import { describe, expect, it } from 'vitest'
 import { Registry, RegistryError, diagnose } from '../src/index.js'
 import { lockState } from '../src/lock.js'
 import { workspaceId } from '../src/paths.js'
-import { FIXTURES, sandbox, start, until } from './children.js'
+import { FIXTURES, running, sandbox, start, until } from './children.js'
 
 async function refusal(promise: Promise<unknown>): Promise<RegistryError> {
   const error = await promise.then(
@@ -46,6 +47,22 @@ describe('lock', () => {
     await holder.ended
     const release = await registry.lock(cwd) // waitMs 0: no retry, no staleness timer
     await release()
+  })
+
+  it('is not blocked by a holder record naming an unrelated live process', async () => {
+    const { dir, cwd } = sandbox()
+    const registry = new Registry({ dir })
+    const bystander = start('child.mjs', [])
+    await bystander.next()
+    const { mkdirSync } = await import('node:fs')
+    mkdirSync(dir, { recursive: true, mode: 0o700 })
+    const record = join(dir, `${workspaceId(cwd)}.lock`)
+    // A planted (or leftover) side file that names a live process: only the kernel decides who holds the lock.
+    writeFileSync(record, `${JSON.stringify({ pid: bystander.pid, host: hostname(), since: new Date().toISOString() })}\n`)
+    const release = await registry.lock(cwd)
+    expect(JSON.parse(readFileSync(record, 'utf8')).pid).toBe(process.pid)
+    await release()
+    expect(running(bystander.pid)).toBe(true)
   })
 
   it('waits with waitMs until the holder lets go', async () => {
