@@ -76,7 +76,7 @@ function optionalString(value: unknown, max = 4096): boolean {
  * `id` and the identity fields; `expectedId` (from the file name) must match the cwd's hash,
  * so a file copied or planted under another name is never mistaken for that workspace.
  */
-export function validateEntry(value: unknown, expectedId: string, options: { legacy?: boolean; localHost?: string } = {}): ParseResult {
+function validateEntry(value: unknown, expectedId: string, options: { legacy?: boolean; localHost?: string } = {}): ParseResult {
   if (!isPlainObject(value)) return { ok: false, problem: 'not a JSON object' }
   const v = value
   if (v.version !== undefined && !(Number.isSafeInteger(v.version) && (v.version as number) >= 1)) {

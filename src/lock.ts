@@ -56,7 +56,7 @@ function realDir(dir: string): string {
  * The namespace is shared by all users of a network namespace, so the uid is part of the name.
  * Windows: a named pipe, which the kernel likewise frees with its process.
  */
-export function lockAddress(dir: string, id: string): string | null {
+function lockAddress(dir: string, id: string): string | null {
   const key = createHash('sha256').update(`${realDir(dir)}\0${id}`).digest('hex').slice(0, 32)
   if (process.platform === 'linux') return `\0wsreg-lock/${process.getuid?.() ?? 0}/${key}`
   if (process.platform === 'win32') {

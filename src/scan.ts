@@ -56,7 +56,7 @@ export interface ScanResult {
 }
 
 /** A temp file older than this is a crashed writer's debris. */
-export const STALE_TEMP_MS = 60_000
+const STALE_TEMP_MS = 60_000
 /** A file a compare-and-delete took aside: `<entry name>.cad-<deleter pid>-…`. */
 const CAD_ASIDE = /^([0-9a-f]{16})((?:-[0-9]+)?\.json)\.cad-([0-9]+)-/
 const NO_BYTES = Buffer.alloc(0)

@@ -85,7 +85,7 @@ function lstatMtime(path: string): number | null {
 let counter = 0
 let token: string | undefined
 /** A private name next to `name` that the registry ignores: `<name>.<suffix>`. */
-export function tempName(name: string, purpose = 'tmp'): string {
+function tempName(name: string, purpose = 'tmp'): string {
   counter = (counter + 1) % 0x7fffffff
   // pid + counter tell this process's names apart; a random token drawn once per process tells them from a
   // crashed predecessor's debris with the same pid (drawing it per name cost ~17 µs of every write).

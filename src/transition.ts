@@ -90,7 +90,7 @@ export function sameOwner(a: Entry, b: Entry): boolean {
 }
 
 /** The down reason a dead verdict implies, or null when the verdict is not dead. */
-export function deathReason(verdict: Verdict): DownReason | null {
+function deathReason(verdict: Verdict): DownReason | null {
   if (verdict.status !== 'dead') return null
   if (verdict.reason === 'pid-reused' || verdict.reason === 'rebooted') return verdict.reason
   return 'exited'

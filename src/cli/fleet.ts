@@ -4,7 +4,7 @@ import { EXIT, UsageError, expectPositionals, type Command, type CommandContext 
 import { entryTable, printJson } from './output.js'
 
 /** Options every fleet command takes. */
-export const FLEET_OPTIONS = {
+const FLEET_OPTIONS = {
   store: { type: 'string' },
   host: { type: 'string' },
   ttl: { type: 'string' },
