@@ -97,8 +97,11 @@ describe('a full disk fails writes whole (real tiny tmpfs)', () => {
 })
 
 // A real filesystem without hard links: a vfat image served by fusefat (the kernel here has no vfat module).
-const fatTools = ['mkfs.vfat', 'fusefat'].filter((tool) => spawnSync('sh', ['-c', `command -v ${tool}`]).status !== 0)
-const noFat = missing('root') || (fatTools.length ? ` (skipped: cannot make a vfat mount here — install ${fatTools.join(', ')}: apt-get install dosfstools fusefat)` : '')
+// Probed once for real (tools, /dev/fuse, mount rights), so a machine that cannot make the fault says why.
+const FAT_PROBE = 'd=$(mktemp -d) && truncate -s 1M "$d/i" && mkdir "$d/m" && mkfs.vfat "$d/i" && fusefat -o rw+ "$d/i" "$d/m" && umount "$d/m"; r=$?; rm -rf "$d"; exit $r'
+const noFat = missing('root') || (spawnSync('sh', ['-c', FAT_PROBE], { stdio: 'ignore', timeout: 10_000 }).status === 0
+  ? ''
+  : ' (skipped: cannot mount a vfat image through FUSE here — needs /dev/fuse and apt-get install dosfstools fusefat, as .ci/run does)')
 const fatMounts: string[] = []
 afterEach(() => {
   while (fatMounts.length) spawnSync('umount', ['-l', fatMounts.pop() as string], { stdio: 'ignore' })
