@@ -7,7 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { isErrno, RegistryError } from '../../src/errors.js'
 import { Registry } from '../../src/registry.js'
 import { createExclusive } from '../../src/store.js'
-import { exited, fixture, stdoutOf, tempDir, waitFor } from '../helpers.js'
+import { exited, fixture, ROOT, stdoutOf, tempDir, waitFor } from '../helpers.js'
 import { missing, registryIn, tinyDisk } from './kit.js'
 
 const ENTRY = /^[0-9a-f]{16}\.json$/
@@ -93,6 +93,17 @@ describe('a full disk fails writes whole (real tiny tmpfs)', () => {
     expect((await rejection(registry.claim({ cwd: tempDir(), meta: blob(200_000), cleanupOnExit: false }))).code).toBe('E_NO_SPACE')
     expect(readdirSync(dir).sort()).toEqual([path.slice(dir.length + 1), 'filler'].sort())
     expect(await claim.release()).toBe(true)
+  })
+
+  it.skipIf(noMount)(`a list on a full disk still lists a legacy entry it cannot migrate, and loses nothing${noMount}`, async () => {
+    const dir = registryIn(tinyDisk(512))
+    const legacy = 'c309689ef6f2432e-0.json' // /var, idle: migrating it means writing <id>.json
+    const bytes = readFileSync(join(ROOT, 'fixtures', 'legacy', legacy))
+    writeFileSync(join(dir, legacy), bytes, { mode: 0o600 })
+    fill(dir)
+    expect(await new Registry({ dir }).list()).toMatchObject([{ cwd: '/var', name: 'var-idle', pid: 0 }])
+    expect(readFileSync(join(dir, legacy)).equals(bytes)).toBe(true)
+    expect(readdirSync(dir).sort()).toEqual([legacy, 'filler'])
   })
 })
 
