@@ -330,6 +330,10 @@ export function checkDir(dir: string): boolean {
 /** Create the registry folder (mode 0700) when missing, then check it is safe. */
 export function ensureDir(dir: string): void {
   if (checkDir(dir)) return
-  mkdirSync(dir, { recursive: true, mode: 0o700 })
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o700 })
+  } catch (error) {
+    throw spaceError(error, dir)
+  }
   checkDir(dir)
 }

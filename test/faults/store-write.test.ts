@@ -27,6 +27,20 @@ function fill(dir: string, leaveBytes = 0): void {
   closeSync(fd)
 }
 
+const inodeMounts: string[] = []
+afterEach(() => {
+  while (inodeMounts.length) spawnSync('umount', ['-l', inodeMounts.pop() as string], { stdio: 'ignore' })
+})
+
+/** A tmpfs with room for data but only `inodes` files and folders: creating one more fails with ENOSPC. */
+function inodeDisk(inodes: number): string {
+  const dir = tempDir('wsreg-inodes-')
+  const result = spawnSync('mount', ['-t', 'tmpfs', '-o', `size=512k,nr_inodes=${inodes},mode=0700`, 'tmpfs', dir], { encoding: 'utf8' })
+  if (result.status !== 0) throw new Error(`mount failed: ${result.stderr}`)
+  inodeMounts.push(dir)
+  return dir
+}
+
 async function rejection(promise: Promise<unknown>): Promise<RegistryError> {
   const error = await promise.then(
     () => undefined,
@@ -104,6 +118,27 @@ describe('a full disk fails writes whole (real tiny tmpfs)', () => {
     expect(await new Registry({ dir }).list()).toMatchObject([{ cwd: '/var', name: 'var-idle', pid: 0 }])
     expect(readFileSync(join(dir, legacy)).equals(bytes)).toBe(true)
     expect(readdirSync(dir).sort()).toEqual([legacy, 'filler'])
+  })
+
+  it.skipIf(noMount)(`a disk out of inodes fails the write, and the first write's folder creation, with E_NO_SPACE${noMount}`, async () => {
+    const disk = inodeDisk(12)
+    const dir = registryIn(disk)
+    const registry = new Registry({ dir })
+    const cwd = tempDir()
+    await registry.write({ cwd, name: 'kept' })
+    const path = registry.entryPath(cwd)
+    const before = readFileSync(path)
+    for (let i = 0; ; i++) {
+      try {
+        writeFileSync(join(disk, `inode-${i}`), '')
+      } catch (error) {
+        if (isErrno(error, 'ENOSPC')) break
+        throw error
+      }
+    }
+    expect((await rejection(registry.write({ cwd, name: 'lost' }))).code).toBe('E_NO_SPACE')
+    expect(readFileSync(path).equals(before)).toBe(true)
+    expect((await rejection(new Registry({ dir: join(disk, 'new', 'reg') }).write({ cwd }))).code).toBe('E_NO_SPACE')
   })
 })
 
