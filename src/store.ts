@@ -185,9 +185,10 @@ function createInPlace(path: string, bytes: Buffer): boolean {
     if (isErrno(error, 'EEXIST')) return false
     throw error
   }
-  const mine = fstatSync(fd)
+  let mine: Stats | undefined
   try {
     try {
+      mine = fstatSync(fd)
       writeWhole(fd, bytes)
       fsyncSync(fd)
     } finally {
@@ -195,7 +196,7 @@ function createInPlace(path: string, bytes: Buffer): boolean {
     }
   } catch (error) {
     const now = lstatSync(path, { throwIfNoEntry: false })
-    if (now && now.ino === mine.ino && now.dev === mine.dev) unlinkQuiet(path)
+    if (mine && now && now.ino === mine.ino && now.dev === mine.dev) unlinkQuiet(path)
     throw error
   }
   return true
