@@ -2,6 +2,8 @@
 export type RegistryErrorCode =
   /** Another process (or this one) holds the workspace lock. */
   | 'E_LOCKED'
+  /** The registry folder's disk (or the user's quota) is full: the write failed whole and the previous version stands. */
+  | 'E_NO_SPACE'
   /** An entry file is unreadable as an entry. Reserved: read and list skip corrupt files and prune quarantines them, so nothing throws it today. */
   | 'E_CORRUPT'
   /** The registry folder is a symlink, writable by others, or owned by another user. */

@@ -158,7 +158,8 @@ export class Registry {
     const sameOwner = previous !== undefined && sameProcess(previous, { pid, ...identity })
     const now = new Date().toISOString()
     const entry: Record<string, unknown> = {
-      version: 1,
+      // A newer schema's file keeps its version: its fields survive below, so relabelling it 1 would misdescribe them.
+      version: Math.max(1, previous?.version ?? 1),
       id,
       cwd,
       name: input.name ?? (basename(cwd) || cwd),
@@ -193,8 +194,7 @@ export class Registry {
       const entry = this.#compose(canonical, 0, { name: name ?? current?.entry.name }, current?.entry)
       ensureDir(this.dir)
       // Replace only the version judged idle (or nothing): a live owner landing meanwhile wins.
-      if (current && !current.legacy && compareAndDelete(this.dir, current.file, current.bytes) === 'changed') continue
-      if (createExclusive(this.dir, `${id}.json`, serializeEntry(entry))) return entry
+      if (createExclusive(this.dir, `${id}.json`, serializeEntry(entry), current && !current.legacy ? current.bytes : undefined)) return entry
     }
     throw new RegistryError('E_LOCKED', `Workspace ${canonical} is being rewritten by others without pause; try again.`)
   }

@@ -254,14 +254,12 @@ export class Folder {
     }
     try {
       const current = candidates.find((candidate) => !candidate.legacy)
-      if (current) {
-        const outcome = compareAndDelete(this.dir, current.file, current.bytes)
-        if (outcome === 'changed' || outcome === 'read-only') return undefined
-        if (outcome === 'deleted' && isPrunable(current.verdict.status)) result.dead.push(current)
-      }
-      if (!createExclusive(this.dir, file, data)) return undefined
+      // Written whole before the judged canonical file is touched: a full disk leaves both files as they were.
+      if (!createExclusive(this.dir, file, data, current?.bytes)) return undefined
+      if (current && isPrunable(current.verdict.status)) result.dead.push(current)
     } catch (error) {
-      if (isErrno(error, 'EACCES', 'EPERM', 'EROFS')) return undefined
+      // A folder we cannot write to (read-only, full) still lists: the legacy row stands until a later migration.
+      if (isErrno(error, 'EACCES', 'EPERM', 'EROFS', 'E_NO_SPACE')) return undefined
       throw error
     }
     if (compareAndDelete(this.dir, winner.file, winner.bytes) === 'deleted') {

@@ -93,44 +93,113 @@ function tempName(name: string, purpose = 'tmp'): string {
   return `${name}.${purpose}-${process.pid}-${counter}-${token}`
 }
 
-function writeTemp(dir: string, name: string, data: string): string {
+const CREATE_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL
+// What `link` says on a filesystem without hard links (vfat, some FUSE and SMB mounts).
+const NO_HARD_LINKS = ['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS', 'EXDEV']
+
+/** Write all of `bytes`: a write may come back short (a nearly full disk), so the rest follows until done or an error. */
+function writeWhole(fd: number, bytes: Buffer): void {
+  for (let done = 0; done < bytes.length; ) {
+    const n = writeSync(fd, bytes, done, bytes.length - done)
+    if (n === 0) throw Object.assign(new Error('write made no progress'), { code: 'EIO' })
+    done += n
+  }
+}
+
+/** A full disk or quota becomes `E_NO_SPACE`, naming the folder; every other error passes through. */
+function spaceError(error: unknown, dir: string): unknown {
+  if (!isErrno(error, 'ENOSPC', 'EDQUOT')) return error
+  const what = error.code === 'EDQUOT' ? 'your disk quota is used up' : 'its disk is full'
+  return new RegistryError('E_NO_SPACE', `Cannot write in registry folder ${dir}: ${what}. Free some space there and try again; nothing was written.`, { dir }, { cause: error })
+}
+
+function writeTemp(dir: string, name: string, bytes: Buffer): string {
   const temp = join(dir, tempName(name))
-  const fd = openSync(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600)
+  const fd = openSync(temp, CREATE_FLAGS, 0o600)
   try {
-    writeSync(fd, data)
-    fsyncSync(fd)
+    try {
+      writeWhole(fd, bytes)
+      fsyncSync(fd)
+    } finally {
+      closeSync(fd)
+    }
   } catch (error) {
-    closeSync(fd)
     unlinkQuiet(temp)
     throw error
   }
-  closeSync(fd)
   return temp
 }
 
-/** Replace `dir/name` atomically: temp file in the same folder, fsync, rename. Readers never see a torn file. */
+/**
+ * Replace `dir/name` atomically: temp file in the same folder, written whole, fsync, rename. Readers never see a
+ * torn file; a full disk throws `E_NO_SPACE` and leaves the previous version in place.
+ */
 export function writeAtomic(dir: string, name: string, data: string): void {
-  const temp = writeTemp(dir, name, data)
   try {
-    renameSync(temp, join(dir, name))
+    const temp = writeTemp(dir, name, Buffer.from(data))
+    try {
+      renameSync(temp, join(dir, name))
+    } catch (error) {
+      unlinkQuiet(temp)
+      throw error
+    }
   } catch (error) {
-    unlinkQuiet(temp)
-    throw error
+    throw spaceError(error, dir)
   }
 }
 
-/** Create `dir/name` only if nothing is there (link fails on an existing name); false when something was. */
-export function createExclusive(dir: string, name: string, data: string): boolean {
-  const temp = writeTemp(dir, name, data)
+/**
+ * Create `dir/name` only if nothing is there, or, with `replacing`, only while it still holds exactly those bytes;
+ * false when something else was there. The new file is written whole before anything in place is touched, so a
+ * full disk throws `E_NO_SPACE` and leaves the previous version.
+ */
+export function createExclusive(dir: string, name: string, data: string, replacing?: Buffer): boolean {
+  const bytes = Buffer.from(data)
   try {
-    linkSync(temp, join(dir, name))
-    return true
+    const temp = writeTemp(dir, name, bytes)
+    try {
+      if (replacing && compareAndDelete(dir, name, replacing) === 'changed') return false
+      linkSync(temp, join(dir, name))
+      return true
+    } catch (error) {
+      if (isErrno(error, 'EEXIST')) return false
+      if (!isErrno(error, ...NO_HARD_LINKS)) throw error
+    } finally {
+      unlinkQuiet(temp)
+    }
+    return createInPlace(join(dir, name), bytes)
+  } catch (error) {
+    throw spaceError(error, dir)
+  }
+}
+
+/**
+ * Without hard links the name itself is created exclusively and filled in place: it never replaces a file, and a
+ * reader looking mid-write sees a short file, a race it already expects. A failed fill removes only our own file.
+ */
+function createInPlace(path: string, bytes: Buffer): boolean {
+  let fd: number
+  try {
+    fd = openSync(path, CREATE_FLAGS, 0o600)
   } catch (error) {
     if (isErrno(error, 'EEXIST')) return false
     throw error
-  } finally {
-    unlinkQuiet(temp)
   }
+  let mine: Stats | undefined
+  try {
+    try {
+      mine = fstatSync(fd)
+      writeWhole(fd, bytes)
+      fsyncSync(fd)
+    } finally {
+      closeSync(fd)
+    }
+  } catch (error) {
+    const now = lstatSync(path, { throwIfNoEntry: false })
+    if (mine && now && now.ino === mine.ino && now.dev === mine.dev) unlinkQuiet(path)
+    throw error
+  }
+  return true
 }
 
 /** What a compare-and-delete did. */
@@ -262,6 +331,10 @@ export function checkDir(dir: string): boolean {
 /** Create the registry folder (mode 0700) when missing, then check it is safe. */
 export function ensureDir(dir: string): void {
   if (checkDir(dir)) return
-  mkdirSync(dir, { recursive: true, mode: 0o700 })
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o700 })
+  } catch (error) {
+    throw spaceError(error, dir)
+  }
   checkDir(dir)
 }
