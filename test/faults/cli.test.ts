@@ -1,11 +1,13 @@
 // Fault suite, CLI: planted control characters, hanging endpoints, huge registries.
 import { spawn } from 'node:child_process'
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { createServer, type Socket } from 'node:net'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { table } from '../../src/cli/output.js'
+import { probeUrls } from '../../src/health.js'
 import { Registry } from '../../src/registry.js'
-import { ROOT, sandbox, stdoutOf, track, waitFor, writeDeadEntry } from '../helpers.js'
+import { exited, ROOT, sandbox, stdoutOf, track, waitFor, writeDeadEntry } from '../helpers.js'
 
 const WSREG = join(ROOT, 'dist', 'cli', 'wsreg.cjs')
 
@@ -107,4 +109,59 @@ describe('huge registries', () => {
     expect(lines).toHaveLength(200_001)
     expect(lines[200_000]).toBe('ws-199999  alive   199999')
   })
+})
+
+/** A real HTTP-ish server on loopback that sends a status line, then one header byte every 300 ms, forever. */
+async function trickler(): Promise<{ url: string; close(): Promise<void> }> {
+  const sockets = new Set<Socket>()
+  const server = createServer((socket) => {
+    sockets.add(socket)
+    socket.on('error', () => undefined)
+    socket.write('HTTP/1.1 200 OK\r\nX-Slow: ')
+    const drip = setInterval(() => socket.write('a'), 300)
+    socket.on('close', () => {
+      clearInterval(drip)
+      sockets.delete(socket)
+    })
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const { port } = server.address() as { port: number }
+  return {
+    url: `http://127.0.0.1:${port}/`,
+    close: async () => {
+      for (const socket of sockets) socket.destroy()
+      await new Promise<void>((resolve) => server.close(() => resolve()))
+    },
+  }
+}
+
+describe('probes have a total deadline', () => {
+  it('ls --probe finishes and reports down when an endpoint trickles a header byte every 300 ms', async () => {
+    const server = await trickler()
+    try {
+      const box = sandbox()
+      await new Registry({ dir: box.dir }).write({ cwd: box.ws, url: server.url })
+      const child = track(spawn(process.execPath, [WSREG, '--json', 'ls', '--probe', '--dir', box.dir], { env: { ...process.env, NO_COLOR: '1' } }))
+      const output = stdoutOf(child)
+      // Before the deadline this waited for a 16 KiB header at 3 bytes a second: over an hour.
+      expect(await Promise.race([exited(child), new Promise((resolve) => setTimeout(resolve, 20_000, 'still probing after 20 s'))])).toEqual({ code: 0, signal: null })
+      expect(JSON.parse(output())[0]).toMatchObject({ url: server.url, health: 'down' })
+    } finally {
+      await server.close()
+    }
+  }, 30_000)
+
+  it('one listing stops probing at its deadline: the probes in flight count as down, the rest get no health', async () => {
+    const server = await trickler()
+    try {
+      const urls = Array.from({ length: 6 }, () => server.url)
+      const health = await Promise.race([
+        probeUrls(urls, { concurrency: 1, timeoutMs: 60_000, deadlineMs: 500 }),
+        new Promise((resolve) => setTimeout(resolve, 20_000, 'still probing after 20 s')),
+      ])
+      expect(health).toEqual(['down', undefined, undefined, undefined, undefined, undefined])
+    } finally {
+      await server.close()
+    }
+  }, 30_000)
 })
