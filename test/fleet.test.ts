@@ -245,6 +245,26 @@ describe.skipIf(!HAVE_ETCD)(`fleet on a real etcd${HAVE_ETCD ? "" : ` (skipped: 
     }
   })
 
+  it('ls --store prints the control characters of a planted entry as visible escapes, one row per entry; --json keeps them exact', async () => {
+    const url = storeUrl()
+    const alpha = await host('alpha')
+    const evil = 'x\u001b]0;pwned\u0007\u001b[2J\u009b31m\u202eabc\rFAKE  alive  1\ny'
+    const store = await connect(url, 'alpha')
+    try {
+      await store.write({ ...alpha.entry, name: evil, url: `http://127.0.0.1:1/${evil}` })
+      const table = await runCli(['ls', '--store', url])
+      expect(table.code).toBe(0)
+      // eslint-disable-next-line no-control-regex
+      expect(table.stdout + table.stderr).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202a-\u202e]/u)
+      expect(table.stdout.trimEnd().split('\n')).toHaveLength(2)
+      expect(table.stdout).toContain('x\\e]0;pwned\\x07')
+      const rows = JSON.parse((await runCli(['ls', '--json', '--store', url])).stdout)
+      expect(rows[0]).toMatchObject({ name: evil, url: `http://127.0.0.1:1/${evil}` })
+    } finally {
+      await store.close()
+    }
+  })
+
   it('a fleet lock handle is callable as release() and carries its key, a live signal and a fencing token that grows with each holder', async () => {
     const url = storeUrl()
     const cwd = tempDir()
