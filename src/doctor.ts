@@ -108,8 +108,9 @@ async function findProblems(registry: Registry): Promise<Finding[]> {
       add('note', 'unknown', row.path, `entry of ${row.cwd} cannot be judged here (${row.reason}: ${UNJUDGEABLE[row.reason ?? ''] ?? 'no identity'}); it is kept`, false, row.reason ?? undefined)
     }
   }
-  findings.push(...quarantineFindings(dir))
-  findings.push(...(await lockFindings(dir)))
+  // Loops, not push(...list): spreading an unbounded array overflows the stack.
+  for (const finding of quarantineFindings(dir)) findings.push(finding)
+  for (const finding of await lockFindings(dir)) findings.push(finding)
   return findings
 }
 

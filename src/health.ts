@@ -9,14 +9,21 @@ export interface ProbeOptions {
    */
   concurrency?: number
   /**
-   * Time one probe may take before it counts as down, in ms.
+   * Total time one probe may take before it counts as down, in ms: a deadline, not an idle timeout,
+   * so an endpoint that trickles a byte now and then cannot hold it open.
    * @default 1000
    */
   timeoutMs?: number
+  /**
+   * Total time all probes of one listing may take, in ms; probes not finished by then count as down
+   * and urls not yet probed get no health.
+   * @default 5000
+   */
+  deadlineMs?: number
 }
 
 /** Any HTTP answer (even a 500) means the endpoint is reachable; refusals and timeouts mean down. */
-async function probeOne(url: string, timeoutMs: number): Promise<Health> {
+async function probeOne(url: string, timeoutMs: number, listing: AbortSignal): Promise<Health> {
   let parsed: URL
   try {
     parsed = new URL(url)
@@ -27,13 +34,22 @@ async function probeOne(url: string, timeoutMs: number): Promise<Health> {
   const { request } = parsed.protocol === 'https:' ? await import('node:https') : await import('node:http')
   return new Promise<Health>((resolve) => {
     // agent: false, so no keep-alive socket outlives the probe and holds the process open.
-    const req = request(parsed, { method: 'HEAD', agent: false, timeout: timeoutMs }, (res) => {
+    const req = request(parsed, { method: 'HEAD', agent: false }, (res) => {
       res.resume()
       req.destroy()
-      resolve('up')
+      finish('up')
     })
-    req.on('timeout', () => req.destroy(new Error('timeout')))
-    req.on('error', () => resolve('down'))
+    // Node timers run on the monotonic clock, so a wall-clock step neither fires nor delays them.
+    const timer = setTimeout(() => req.destroy(new Error('probe deadline passed')), timeoutMs)
+    const abort = (): void => void req.destroy(new Error('listing deadline passed'))
+    listing.addEventListener('abort', abort, { once: true })
+    if (listing.aborted) abort()
+    function finish(health: Health): void {
+      clearTimeout(timer)
+      listing.removeEventListener('abort', abort)
+      resolve(health)
+    }
+    req.on('error', () => finish('down'))
     req.end()
   })
 }
@@ -43,14 +59,20 @@ export async function probeUrls(urls: ReadonlyArray<string | undefined>, options
   const concurrency = Math.max(1, options.concurrency ?? 8)
   const timeoutMs = options.timeoutMs ?? 1000
   const results: Array<Health | undefined> = new Array(urls.length).fill(undefined)
+  const listing = new AbortController()
+  const deadline = setTimeout(() => listing.abort(), options.deadlineMs ?? 5000)
   let next = 0
   async function worker(): Promise<void> {
-    while (next < urls.length) {
+    while (next < urls.length && !listing.signal.aborted) {
       const index = next++
       const url = urls[index]
-      if (url) results[index] = await probeOne(url, timeoutMs)
+      if (url) results[index] = await probeOne(url, timeoutMs, listing.signal)
     }
   }
-  await Promise.all(Array.from({ length: Math.min(concurrency, urls.length) }, worker))
+  try {
+    await Promise.all(Array.from({ length: Math.min(concurrency, urls.length) }, worker))
+  } finally {
+    clearTimeout(deadline)
+  }
   return results
 }

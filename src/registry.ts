@@ -219,7 +219,8 @@ export class Registry {
     const scan = this.#folder.scan({ prune: options.prune ?? true })
     const rows: EntryRow[] = scan.rows.map((row) => this.#info(row))
     if (options.all) {
-      rows.push(...scan.dead.sort(byNameThenCwd).map((row) => this.#info(row)))
+      // A loop, not push(...rows): spreading an unbounded array overflows the stack (~150k rows).
+      for (const row of scan.dead.sort(byNameThenCwd)) rows.push(this.#info(row))
     }
     if (options.probe) {
       const health = await probeUrls(rows.map((row) => (row.url && row.status !== 'dead' && row.status !== 'gone' ? row.url : undefined)), {

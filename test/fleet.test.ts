@@ -245,6 +245,72 @@ describe.skipIf(!HAVE_ETCD)(`fleet on a real etcd${HAVE_ETCD ? "" : ` (skipped: 
     }
   })
 
+  it('ls --store prints the control characters of a planted entry as visible escapes, one row per entry; --json keeps them exact', async () => {
+    const url = storeUrl()
+    const alpha = await host('alpha')
+    const evil = 'x\u001b]0;pwned\u0007\u001b[2J\u009b31m\u202eabc\rFAKE  alive  1\ny'
+    const store = await connect(url, 'alpha')
+    try {
+      await store.write({ ...alpha.entry, name: evil, url: `http://127.0.0.1:1/${evil}` })
+      const table = await runCli(['ls', '--store', url])
+      expect(table.code).toBe(0)
+      // eslint-disable-next-line no-control-regex
+      expect(table.stdout + table.stderr).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202a-\u202e]/u)
+      expect(table.stdout.trimEnd().split('\n')).toHaveLength(2)
+      expect(table.stdout).toContain('x\\e]0;pwned\\x07')
+      const rows = JSON.parse((await runCli(['ls', '--json', '--store', url])).stdout)
+      expect(rows[0]).toMatchObject({ name: evil, url: `http://127.0.0.1:1/${evil}` })
+    } finally {
+      await store.close()
+    }
+  })
+
+  it('a fleet lock handle is callable as release() and carries its key, a live signal and a fencing token that grows with each holder', async () => {
+    const url = storeUrl()
+    const cwd = tempDir()
+    const store = await connect(url)
+    try {
+      const first = await store.lock(cwd)
+      expect(first.signal.aborted).toBe(false)
+      expect(first.key).toMatch(new RegExp(`/locks/${workspaceId(cwd)}$`))
+      expect(typeof first.fencingToken).toBe('bigint')
+      await first()
+      const second = await store.lock(cwd)
+      expect(second.fencingToken).toBeGreaterThan(first.fencingToken)
+      await second.release()
+      await second.release()
+      expect(second.signal.aborted).toBe(false)
+    } finally {
+      await store.close()
+    }
+  })
+
+  it('a holder paused (SIGSTOP) longer than the TTL sees its lock signal abort with E_LOCKED lost, and the next holder gets a higher fencing token', async () => {
+    const url = storeUrl()
+    const cwd = tempDir()
+    const holder = track(spawn(process.execPath, [join(FIXTURES, 'fleet-holder.mjs'), url, cwd, '2'], { stdio: ['ignore', 'pipe', 'inherit'] }))
+    let out = ''
+    holder.stdout?.setEncoding('utf8').on('data', (chunk: string) => (out += chunk))
+    const lines = () => out.split('\n').filter(Boolean).map((line) => JSON.parse(line) as { locked?: boolean; token?: string; aborted?: boolean; lost?: boolean; code?: string; details?: unknown })
+    const locked = await waitFor(() => lines().find((line) => line.locked), 10_000, 'the holder to take the lock')
+    expect(locked.aborted).toBe(false)
+    const store = await connect(url)
+    try {
+      holder.kill('SIGSTOP')
+      // While the holder is frozen its lease expires on the server and the lock becomes free.
+      const successor = await waitFor(() => store.lock(cwd).catch(() => undefined), 20_000, 'the lock to be free again')
+      holder.kill('SIGCONT')
+      const lost = await waitFor(() => lines().find((line) => line.lost), 10_000, 'the holder to learn it lost the lock')
+      expect(lost).toMatchObject({ code: 'E_LOCKED', details: { lost: true } })
+      expect(successor.fencingToken).toBeGreaterThan(BigInt(locked.token as string))
+      expect(successor.signal.aborted).toBe(false)
+      await successor()
+    } finally {
+      holder.kill('SIGCONT')
+      await store.close()
+    }
+  })
+
   it('compare-and-delete never removes a newer write', async () => {
     const url = storeUrl()
     const alpha = await host('alpha')

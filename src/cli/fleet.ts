@@ -1,7 +1,7 @@
 import { hostname } from 'node:os'
 import type { EtcdStore } from '../fleet/etcd.js'
 import { EXIT, UsageError, expectPositionals, type Command, type CommandContext } from './command.js'
-import { entryTable, printJson } from './output.js'
+import { entryTable, inline, printJson } from './output.js'
 
 /** Options every fleet command takes. */
 const FLEET_OPTIONS = {
@@ -61,7 +61,7 @@ export async function fleetWatch(context: CommandContext, url: string, print: (e
   context.output.out.once('error', close)
   try {
     for await (const event of watcher) {
-      if (event.type === 'error') context.output.err.write(`wsreg: ${event.error.message}\n`)
+      if (event.type === 'error') context.output.err.write(`wsreg: ${inline(event.error.message)}\n`)
       else print(event)
     }
   } finally {
@@ -87,7 +87,7 @@ export const publish: Command = {
     }
     const registry = await context.registry()
     const { publish: start } = await import('../fleet/publish.js')
-    const log = (line: string): void => void context.output.err.write(`${line}\n`)
+    const log = (line: string): void => void context.output.err.write(`${inline(line)}\n`)
     const publisher = await start(registry, { url, app: registry.app, host: host(context), ttlSeconds: ttl(context), intervalMs: interval === undefined ? undefined : Number(interval), log })
     log(`wsreg publish: publishing ${registry.dir} as host ${publisher.store.host} to ${url} (lease ${publisher.store.ttlSeconds} s); Ctrl-C to stop`)
     void publisher.synced.then(() => log('wsreg publish: in sync'))

@@ -1,7 +1,7 @@
 import type { EntryInfo } from '../registry.js'
 import { classify } from '../status.js'
 import { EXIT, UsageError, expectPositionals, notFound, readTarget, type Command } from './command.js'
-import { entryTable, formatUptime, printJson, statusWord } from './output.js'
+import { entryTable, formatUptime, inline, printJson, statusWord } from './output.js'
 
 /** `wsreg ls`: the workspaces, as a table or JSON. */
 export const ls: Command = {
@@ -68,7 +68,7 @@ export const show: Command = {
       ['file', registry.entryPath(entry.cwd)],
     ]
     if (entry.meta) lines.push(['meta', JSON.stringify(entry.meta)])
-    context.output.out.write(lines.map(([key, value]) => `${key.padEnd(8)} ${value}`).join('\n') + '\n')
+    context.output.out.write(lines.map(([key, value]) => `${key.padEnd(8)} ${inline(value)}`).join('\n') + '\n')
     return EXIT.ok
   },
 }

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { parseArgs, type ParseArgsConfig } from 'node:util'
 import { EXIT, UsageError, type Command, type CommandContext } from './command.js'
-import { wantsColor, type Output } from './output.js'
+import { inline, terminalOutput, wantsColor, type Output } from './output.js'
 
 // Each command module is loaded only when its command runs, so start-up stays near `node -e 0`.
 const COMMANDS: Record<string, () => Promise<Command>> = {
@@ -64,7 +64,7 @@ function splitCommand(argv: string[]): { name: string | undefined; args: string[
   return { name: undefined, args: argv }
 }
 
-/** Run `wsreg` with `argv` (without node and script); resolves to the exit code. */
+/** Run `wsreg` with `argv` (without node and script) writing to a {@link terminalOutput}; resolves to the exit code. */
 export async function main(argv: string[], output: Output): Promise<number> {
   const { name, args } = splitCommand(argv)
   const load = name === undefined ? undefined : COMMANDS[name]
@@ -110,19 +110,19 @@ export async function main(argv: string[], output: Output): Promise<number> {
 const EXIT_BY_CODE: Record<string, number> = { E_LOCKED: EXIT.locked, E_NOT_FOUND: EXIT.notFound, E_INVALID: EXIT.usage }
 
 async function run(): Promise<void> {
-  const output: Output = { out: process.stdout, err: process.stderr, color: wantsColor(process.stdout) }
+  const output: Output = terminalOutput({ out: process.stdout, err: process.stderr, color: wantsColor(process.stdout) })
   try {
     process.exitCode = await main(process.argv.slice(2), output)
   } catch (error) {
     if (error instanceof UsageError) {
-      process.stderr.write(`wsreg: ${error.message}\n`)
+      output.err.write(`wsreg: ${error.message}\n`)
       process.exitCode = EXIT.usage
     } else if (error instanceof Error && error.name === 'RegistryError') {
       // Expected failures print as a message; anything else is a bug and keeps its stack.
-      process.stderr.write(`wsreg: ${error.message}\n`)
+      output.err.write(`wsreg: ${inline(error.message)}\n`)
       process.exitCode = EXIT_BY_CODE[(error as Error & { code: string }).code] ?? EXIT.failure
     } else {
-      process.stderr.write(`wsreg: unexpected error (a bug; please report it):\n${(error as Error)?.stack ?? String(error)}\n`)
+      output.err.write(`wsreg: unexpected error (a bug; please report it):\n${(error as Error)?.stack ?? String(error)}\n`)
       process.exitCode = EXIT.failure
     }
   }

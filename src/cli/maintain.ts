@@ -1,6 +1,6 @@
 import { diagnose } from '../doctor.js'
 import { EXIT, expectPositionals, notFound, parseTarget, type Command } from './command.js'
-import { paint, printJson } from './output.js'
+import { inline, paint, printJson } from './output.js'
 
 /** `wsreg rm`: remove a workspace entry. */
 export const rm: Command = {
@@ -35,7 +35,7 @@ export const prune: Command = {
     const verb = dryRun ? 'would ' : ''
     for (const item of report) {
       const what = item.reason === 'corrupt' ? `${verb}quarantine` : item.reason === 'legacy-migrated' ? `${verb}migrate` : `${verb}remove`
-      context.output.out.write(`${what} ${item.path} (${item.reason}${item.problem ? `: ${item.problem}` : ''})\n`)
+      context.output.out.write(`${what} ${inline(item.path)} (${item.reason}${item.problem ? `: ${inline(item.problem)}` : ''})\n`)
     }
     context.output.err.write(`${report.length === 0 ? 'Nothing to prune' : `${report.length} file(s) ${dryRun ? 'would be ' : ''}handled`} in ${registry.dir}\n`)
     return EXIT.ok
@@ -55,11 +55,11 @@ export const doctor: Command = {
       printJson(context.output, diagnosis)
     } else {
       const { out } = context.output
-      for (const line of diagnosis.fixed) out.write(`${paint(context.output, 'green', 'fixed')}    ${line}\n`)
+      for (const line of diagnosis.fixed) out.write(`${paint(context.output, 'green', 'fixed')}    ${inline(line)}\n`)
       if (context.values.fix && diagnosis.fixed.length === 0) context.output.err.write('Nothing needed a safe repair\n')
       for (const finding of diagnosis.findings) {
         const label = finding.severity === 'problem' ? paint(context.output, 'red', 'problem') : paint(context.output, 'dim', 'note   ')
-        out.write(`${label}  ${finding.path}: ${finding.message}${finding.fixable ? ' [--fix repairs]' : ''}\n`)
+        out.write(`${label}  ${inline(finding.path)}: ${inline(finding.message)}${finding.fixable ? ' [--fix repairs]' : ''}\n`)
       }
       context.output.err.write(diagnosis.healthy ? `Registry ${registry.dir} is healthy\n` : `Problems remain in ${registry.dir}\n`)
     }

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto'
 import type { EntryInfo } from '../index.js'
 
 /** Where a command writes: data to `out`, messages to `err`. */
@@ -22,10 +23,66 @@ const CODES: Record<string, [number, number]> = {
   bold: [1, 22],
 }
 
+// Text from entries (name, cwd, url, meta, problems) must never drive the terminal (DESIGN.md §4). Our own
+// escapes are written as a per-process random token that no planted text can know; the writer made by
+// terminalOutput() escapes every control character in what is written, then turns the token into ESC.
+const ESC_TOKEN = `\u{F8FF}${randomBytes(8).toString('hex')}\u{F8FF}`
+const ESC_TOKENS = new RegExp(ESC_TOKEN, 'g')
+
+// C0 and C1 controls, DEL, line/paragraph separators and bidi embeddings/overrides/isolates.
+// eslint-disable-next-line no-control-regex
+const CONTROLS = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c]/gu
+// eslint-disable-next-line no-control-regex
+const CONTROLS_BUT_NEWLINE = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c]/gu
+const NAMED: Record<string, string> = { '\n': '\\n', '\r': '\\r', '\t': '\\t', '\u001b': '\\e' }
+
+function visible(char: string): string {
+  const code = char.codePointAt(0) ?? 0
+  return NAMED[char] ?? (code <= 0xff ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u{${code.toString(16)}}`)
+}
+
+/**
+ * Make `text` inert on a terminal: every control character (C0 including newline, DEL, C1, bidi controls,
+ * line separators) becomes a visible escape such as `\e`, `\n`, `\x9b` or `\u{202e}`. The one escaping
+ * function of the CLI; `keepNewlines` is for whole output chunks, whose line breaks are ours.
+ */
+export function escapeControls(text: string, keepNewlines = false): string {
+  return text.replace(keepNewlines ? CONTROLS_BUT_NEWLINE : CONTROLS, visible)
+}
+
+/**
+ * The output the commands write to: human text is escaped as it is written (the single place, so no
+ * command can forget it) and only our own styles become escapes. JSON goes through {@link printJson}.
+ */
+export function terminalOutput(output: Output): Output {
+  const guard = (stream: NodeJS.WritableStream) => {
+    const write = (chunk: string | Uint8Array, ...rest: unknown[]): boolean => {
+      const text = typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8')
+      return (stream.write as (chunk: string, ...rest: unknown[]) => boolean)(escapeControls(text, true).replace(ESC_TOKENS, '\u001b'), ...rest)
+    }
+    return new Proxy(stream, {
+      get(target, key) {
+        if (key === 'write') return write
+        const value: unknown = Reflect.get(target, key, target)
+        return typeof value === 'function' ? value.bind(target) : value
+      },
+    })
+  }
+  return { ...output, out: guard(output.out), err: guard(output.err) }
+}
+
 /** Wrap `text` in an ANSI style when colour is on. */
 export function paint(output: Output, style: keyof typeof CODES, text: string): string {
   const code = CODES[style]
-  return output.color && code ? `\u001b[${code[0]}m${text}\u001b[${code[1]}m` : text
+  return output.color && code ? `${ESC_TOKEN}[${code[0]}m${text}${ESC_TOKEN}[${code[1]}m` : text
+}
+
+/** Home the cursor and clear the screen (for redrawing a table), through the guarded writer. */
+export const CLEAR_SCREEN = `${ESC_TOKEN}[H${ESC_TOKEN}[2J`
+
+/** One line of text from an entry, inline: its newlines and controls escaped so it cannot forge rows. */
+export function inline(value: unknown): string {
+  return escapeControls(String(value))
 }
 
 const STATUS_STYLE: Record<string, keyof typeof CODES> = {
@@ -54,16 +111,22 @@ export function formatUptime(since: string, now = Date.now()): string {
   return `${Math.floor(seconds / 86400)}d${pad(Math.floor(seconds / 3600) % 24)}h`
 }
 
-// Visible width, ignoring ANSI escapes.
+const STYLES = new RegExp(`${ESC_TOKEN}\\[[0-9;]*m`, 'g')
+
+// Visible width, ignoring our styles.
 function width(text: string): number {
-  // eslint-disable-next-line no-control-regex
-  return text.replace(/\u001b\[[0-9;]*m/g, '').length
+  return text.replace(STYLES, '').length
 }
 
-/** Left-aligned columns separated by two spaces; the last column is not padded. */
+/** Left-aligned columns separated by two spaces; the last column is not padded. Cells are escaped inline. */
 export function table(header: string[], rows: string[][], output: Output): string {
-  const all = [header.map((cell) => paint(output, 'bold', cell)), ...rows]
-  const widths = header.map((_, column) => Math.max(...all.map((row) => width(row[column] ?? ''))))
+  const all = [header.map((cell) => paint(output, 'bold', cell))]
+  // Loops, not Math.max(...cells) or push(...rows): spreading an unbounded array overflows the stack.
+  for (const row of rows) all.push(row.map(inline))
+  const widths = header.map(() => 0)
+  for (const row of all) {
+    for (let column = 0; column < widths.length; column++) widths[column] = Math.max(widths[column] ?? 0, width(row[column] ?? ''))
+  }
   return all
     .map((row) => row.map((cell, column) => (column === row.length - 1 ? cell : cell + ' '.repeat((widths[column] ?? 0) - width(cell)))).join('  ').trimEnd())
     .join('\n')
@@ -91,7 +154,15 @@ export function entryTable(rows: EntryInfo[], output: Output, options: { health?
   return table(header, body, output)
 }
 
+// JSON.stringify leaves C1, bidi and separator characters raw; as \\u escapes they parse back to the exact value.
+const JSON_UNSAFE = /[\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c]/gu
+
+/** `value` as JSON that is exact when parsed and inert on a terminal (one line unless `indent`). */
+export function json(value: unknown, indent?: number): string {
+  return JSON.stringify(value, null, indent).replace(JSON_UNSAFE, (char) => `\\u${(char.codePointAt(0) ?? 0).toString(16).padStart(4, '0')}`)
+}
+
 /** Print one JSON document (2-space indent) on stdout. */
 export function printJson(output: Output, value: unknown): void {
-  output.out.write(`${JSON.stringify(value, null, 2)}\n`)
+  output.out.write(`${json(value, 2)}\n`)
 }

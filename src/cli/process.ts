@@ -3,7 +3,7 @@ import { constants } from 'node:os'
 import { resolve } from 'node:path'
 import type { Claim, Entry, ReapResult } from '../index.js'
 import { EXIT, UsageError, expectPositionals, notFound, readTarget, type Command, type CommandContext } from './command.js'
-import { entryTable, printJson } from './output.js'
+import { entryTable, inline, printJson } from './output.js'
 
 // Signals a wrapper passes on, so the child decides how to end (SIGKILL and SIGSTOP cannot be caught).
 const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR2']
@@ -119,7 +119,7 @@ function describe(result: ReapResult, entry: Entry, entryKept: boolean): string 
   const verb = result.dryRun
     ? result.outcome === 'terminated' ? 'would stop' : `would remove (${result.outcome})`
     : result.outcome
-  return `${verb} pid ${result.pid} of ${entry.name} (${result.cwd})${entryKept ? ' — entry kept' : ''}`
+  return `${verb} pid ${result.pid} of ${inline(entry.name)} (${inline(result.cwd)})${entryKept ? ' — entry kept' : ''}`
 }
 
 /** `wsreg reap`: stop what a workspace (or every orphan) left running, and remove its entry. */

@@ -1,6 +1,6 @@
 import type { Entry, RegistryEvent, RegistryWatcher } from '../index.js'
 import { EXIT, UsageError, expectPositionals, type Command, type CommandContext } from './command.js'
-import { entryTable, paint, statusWord, type Output } from './output.js'
+import { CLEAR_SCREEN, entryTable, inline, json, paint, statusWord, type Output } from './output.js'
 
 /** `wsreg watch`: one line per event until interrupted. */
 export const watch: Command = {
@@ -13,15 +13,15 @@ export const watch: Command = {
     const fleet = await import('./fleet.js')
     const url = fleet.storeUrl(context)
     if (url) {
-      return fleet.fleetWatch(context, url, (event) => context.output.out.write(context.json ? `${JSON.stringify(event)}\n` : `${describe(event as Exclude<RegistryEvent, { type: 'error' }>, context.output, url)}\n`), intervalMs)
+      return fleet.fleetWatch(context, url, (event) => context.output.out.write(context.json ? `${json(event)}\n` : `${describe(event as Exclude<RegistryEvent, { type: 'error' }>, context.output, url)}\n`), intervalMs)
     }
     const registry = await context.registry()
     const watcher = registry.watch({ intervalMs })
     const stop = closeOnSignals(watcher, context.output)
     try {
       for await (const event of watcher) {
-        if (event.type === 'error') context.output.err.write(`wsreg: ${event.error.message}\n`)
-        else context.output.out.write(context.json ? `${JSON.stringify(event)}\n` : `${describe(event, context.output, registry.dir)}\n`)
+        if (event.type === 'error') context.output.err.write(`wsreg: ${inline(event.error.message)}\n`)
+        else context.output.out.write(context.json ? `${json(event)}\n` : `${describe(event, context.output, registry.dir)}\n`)
       }
     } finally {
       stop()
@@ -42,10 +42,10 @@ export async function watchTable(context: CommandContext): Promise<number> {
   const draw = async (): Promise<void> => {
     const rows = await registry.listInfo({ all: Boolean(context.values.all), probe: Boolean(context.values.probe), prune: !context.values['no-prune'] })
     let frame: string
-    if (context.json) frame = JSON.stringify(rows)
+    if (context.json) frame = json(rows)
     else frame = rows.length === 0 ? `No workspaces in ${registry.dir}` : entryTable(rows, output, { health: Boolean(context.values.probe) })
     // On a terminal, home the cursor and clear, so the table redraws in place; elsewhere frames follow each other.
-    if (terminal) output.out.write(`\u001b[H\u001b[2J${frame}\n\n${paint(output, 'dim', `watching ${registry.dir} · Ctrl-C to quit`)}\n`)
+    if (terminal) output.out.write(`${CLEAR_SCREEN}${frame}\n\n${paint(output, 'dim', `watching ${registry.dir} · Ctrl-C to quit`)}\n`)
     else output.out.write(`${frame}\n${context.json ? '' : '\n'}`)
   }
   const redraw = (): void => {
@@ -54,7 +54,7 @@ export async function watchTable(context: CommandContext): Promise<number> {
       return
     }
     drawing = draw()
-      .catch((error: Error) => void output.err.write(`wsreg: ${error.message}\n`))
+      .catch((error: Error) => void output.err.write(`wsreg: ${inline(error.message)}\n`))
       .finally(() => {
         drawing = undefined
         if (again) {
@@ -67,7 +67,7 @@ export async function watchTable(context: CommandContext): Promise<number> {
   const clock = terminal ? setInterval(redraw, 1000) : undefined
   try {
     for await (const event of watcher) {
-      if (event.type === 'error') output.err.write(`wsreg: ${event.error.message}\n`)
+      if (event.type === 'error') output.err.write(`wsreg: ${inline(event.error.message)}\n`)
       else redraw()
     }
     await drawing
@@ -101,7 +101,7 @@ function closeOnSignals(watcher: RegistryWatcher, output: Output): () => void {
 }
 
 function label(entry: Entry): string {
-  return `${entry.name}  pid ${entry.pid}  ${entry.cwd}${entry.url ? `  ${entry.url}` : ''}`
+  return `${inline(entry.name)}  pid ${entry.pid}  ${inline(entry.cwd)}${entry.url ? `  ${inline(entry.url)}` : ''}`
 }
 
 /** One human line per event: time, kind, then what changed. */

@@ -317,15 +317,18 @@ export class EtcdStore extends EventEmitter<EtcdStoreEvents> implements EntrySto
 
   /**
    * Take the fleet-wide lock of workspace `cwd`: a key created only if absent, on a lease of its
-   * own, so a holder that dies frees it within the TTL. Same contract as `registry.lock()`:
-   * resolves to `release()`, throws `E_LOCKED` with `details.holder` once `waitMs` has passed.
+   * own, so a holder that dies frees it within the TTL. Same contract as `registry.lock()` (the
+   * handle is callable as `release()`; `E_LOCKED` with `details.holder` once `waitMs` has passed),
+   * plus what a lease-held lock needs: `signal` aborts when the lease is lost, and `fencingToken`
+   * orders holders, so a resource can refuse a holder that lost the lock without noticing.
    */
-  async lock(cwd: string, options: LockOptions = {}): Promise<() => Promise<void>> {
+  async lock(cwd: string, options: LockOptions = {}): Promise<FleetLock> {
     const id = idOfCanonical(canonicalCwd(cwd))
     const key = `${this.#root}/locks/${id}`
-    const deadline = Date.now() + (options.waitMs ?? 0)
+    const deadline = performance.now() + (options.waitMs ?? 0)
     const lease = this.#client.lease(this.ttlSeconds)
-    lease.on('lost', () => undefined)
+    const loss = leaseLoss(lease, this.ttlSeconds, canonicalCwd(cwd))
+    let fencingToken: bigint
     try {
       const leaseId = await lease.grant()
       const holder: LockHolder = { pid: process.pid, host: this.host, since: new Date().toISOString() }
@@ -333,8 +336,12 @@ export class EtcdStore extends EventEmitter<EtcdStoreEvents> implements EntrySto
         const response = await this.#call(() =>
           this.#client.if(key, 'Create', '==', 0).then(this.#client.put(key).value(JSON.stringify(holder)).lease(leaseId)).else(this.#client.get(key)).commit(),
         )
-        if (response.succeeded) break
-        if (Date.now() >= deadline) {
+        if (response.succeeded) {
+          // The transaction created the key, so its revision is the key's create revision: it grows with every new holder.
+          fencingToken = BigInt(response.header.revision)
+          break
+        }
+        if (performance.now() >= deadline) {
           const kv = response.responses[0]?.response_range?.kvs[0]
           const current = kv ? (parseJson(kv.value.toString('utf8')) as LockHolder | undefined) : undefined
           throw new RegistryError('E_LOCKED', `Workspace ${canonicalCwd(cwd)} is locked fleet-wide${current ? ` by pid ${current.pid} on ${current.host} since ${current.since}` : ''}.`, current ? { holder: current } : {})
@@ -342,16 +349,19 @@ export class EtcdStore extends EventEmitter<EtcdStoreEvents> implements EntrySto
         await new Promise((resolve) => setTimeout(resolve, backoff * (0.5 + Math.random())))
       }
     } catch (error) {
+      loss.stop()
       await lease.revoke().catch(() => undefined)
       throw error instanceof RegistryError ? error : unavailable(this.location, error)
     }
     let released = false
     // Revoking the lease deletes the key with it, so release can never remove a successor's lock.
-    return async () => {
+    const release = async (): Promise<void> => {
       if (released) return
       released = true
+      loss.stop()
       await lease.revoke().catch(() => lease.release())
     }
+    return Object.assign(release, { release, signal: loss.signal, fencingToken, key })
   }
 
   /** Revoke this store's lease (its entries vanish at once) and close the connection. */
@@ -374,6 +384,71 @@ export class EtcdStore extends EventEmitter<EtcdStoreEvents> implements EntrySto
       throw unavailable(this.location, error)
     }
   }
+}
+
+/**
+ * The fleet-wide lock of one workspace, held by a lease. Call it (or `release()`) to release it.
+ * A lease can be lost while held (etcd unreachable or this process paused longer than the TTL), so
+ * work under the lock should watch `signal` and hand `fencingToken` to whatever it writes.
+ */
+export interface FleetLock {
+  (): Promise<void>
+  /** Release the lock (revokes its lease, which deletes the key with it); later calls do nothing. */
+  release(): Promise<void>
+  /** Aborted, with `RegistryError` `E_LOCKED` (`details.lost: true`), once the lock may belong to someone else. */
+  signal: AbortSignal
+  /** The lock key's create revision: every later holder of this workspace's lock has a greater one. */
+  fencingToken: bigint
+  /** The etcd key of the lock. */
+  key: string
+}
+
+/**
+ * Watch a lock's lease: abort when etcd3 reports it lost, or when no renewal came within the TTL of
+ * the last one's sending, timed on the monotonic clock (so a paused process or a wall-clock step
+ * cannot make an expired lease look held). etcd3's own expiry check uses the wall clock.
+ */
+function leaseLoss(lease: Lease, ttlSeconds: number, cwd: string): { signal: AbortSignal; stop(): void } {
+  const controller = new AbortController()
+  let granted = false
+  const sentAt = performance.now()
+  let pendingSince: number | undefined
+  let watchdog: NodeJS.Timeout | undefined
+  let stopped = false
+  const lose = (why: string, cause?: unknown): void => {
+    if (stopped || !granted) return
+    stop()
+    const error = new RegistryError('E_LOCKED', `The fleet lock of ${cwd} was lost (${why}); another process may hold it now. Stop the work it guarded and lock again.`, { lost: true }, cause === undefined ? undefined : { cause })
+    controller.abort(error)
+    // The lease may still live on the server: revoke it so the key goes now, not at the end of the TTL.
+    lease.revoke().catch(() => lease.release())
+  }
+  const arm = (renewedAt: number): void => {
+    clearTimeout(watchdog)
+    watchdog = setTimeout(() => lose(`not renewed within its ${ttlSeconds} s lease`), Math.max(0, renewedAt + ttlSeconds * 1000 - performance.now()))
+    watchdog.unref()
+  }
+  const onGranted = (): void => {
+    granted = true
+    if (!stopped) arm(sentAt)
+  }
+  const onFired = (): void => void (pendingSince ??= performance.now())
+  const onRenewed = (): void => {
+    arm(pendingSince ?? performance.now())
+    pendingSince = undefined
+  }
+  const onLost = (error: unknown): void => lose('etcd dropped its lease', error)
+  function stop(): void {
+    stopped = true
+    clearTimeout(watchdog)
+    lease.off('keepaliveFired', onFired)
+    lease.off('keepaliveSucceeded', onRenewed)
+  }
+  void lease.grant().then(onGranted, () => undefined)
+  lease.on('keepaliveFired', onFired)
+  lease.on('keepaliveSucceeded', onRenewed)
+  lease.on('lost', onLost)
+  return { signal: controller.signal, stop }
 }
 
 function parseJson(text: string): unknown {
