@@ -46,6 +46,21 @@ interface Tracked {
   mtimeMs: number
 }
 
+/** What a watcher holds in memory, and how many sweeps it finished: for tests of its bounds, not a public API. */
+export interface WatcherState {
+  /** Workspaces in the snapshot. */
+  entries: number
+  /** Entry files whose identity is remembered. */
+  files: number
+  /** Workspaces with legacy files remembered. */
+  legacy: number
+  /** Sweeps finished so far. */
+  sweeps: number
+}
+
+/** Read a watcher's {@link WatcherState} (internal: not exported from the package). */
+export let watcherState: (watcher: RegistryWatcher) => WatcherState
+
 // Sweeps judge this many entries per turn of the event loop, so file events are never held up long.
 const SWEEP_CHUNK = 500
 
@@ -79,7 +94,12 @@ export class RegistryWatcher extends EventEmitter<RegistryWatcherEvents> impleme
   #sweeping = false
   #ready = false
   #closed = false
+  #sweeps = 0
   readonly #onAbort = (): void => void this.close()
+
+  static {
+    watcherState = (watcher) => ({ entries: watcher.#snapshot.size, files: watcher.#signatures.size, legacy: watcher.#legacyFiles.size, sweeps: watcher.#sweeps })
+  }
 
   constructor(location: { dir: string; marker?: string | undefined }, options: WatchOptions = {}) {
     super()
@@ -325,6 +345,7 @@ export class RegistryWatcher extends EventEmitter<RegistryWatcherEvents> impleme
     } catch (error) {
       this.#fail(error)
     } finally {
+      this.#sweeps++
       this.#sweeping = false
     }
   }
