@@ -1,4 +1,4 @@
-import { EventEmitter } from 'node:events'
+import { EventEmitter, errorMonitor } from 'node:events'
 import { lstatSync, readdirSync, watch, type FSWatcher } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { parseEntry, type Entry } from './entry.js'
@@ -6,7 +6,7 @@ import { RegistryError, isErrno } from './errors.js'
 import { pickWinner, type Candidate } from './legacy.js'
 import { ENTRY_NAME, TEMP_NAME } from './paths.js'
 import { Judge, isRunning, type Verdict } from './status.js'
-import { dirProblem, readEntryFile } from './store.js'
+import { dirProblem, readEntryFile, type FileRead } from './store.js'
 import { iterateEvents, type RegistryWatcherEvents } from './events.js'
 import { transition, type RegistryEvent, type WatchedEntry } from './transition.js'
 
@@ -67,7 +67,9 @@ const SWEEP_CHUNK = 500
 /**
  * Watches one registry folder (one native watch on the folder, never one per file) and reports
  * workspaces going up, down and changing. File events are only hints: each one re-reads the entry
- * and diffs it against a snapshot; a periodic sweep re-judges liveness. Read-only: it never prunes.
+ * and diffs it against a snapshot; a periodic sweep re-checks the folder's safety, every entry file's
+ * identity (events can be lost) and every owner's liveness. Read-only: it never prunes. It never throws
+ * at its host: an error with no `'error'` listener reaches only `errorMonitor` listeners.
  */
 export class RegistryWatcher extends EventEmitter<RegistryWatcherEvents> implements AsyncIterable<RegistryEvent> {
   /** The registry folder being watched. */
@@ -79,14 +81,18 @@ export class RegistryWatcher extends EventEmitter<RegistryWatcherEvents> impleme
   readonly #signal: AbortSignal | undefined
   #polling: boolean
   readonly #snapshot = new Map<string, Tracked>()
-  readonly #legacyFiles = new Map<string, Set<string>>()
-  readonly #signatures = new Map<string, string>()
+  /** Legacy file names by id; only ids that have some. */
+  #legacyFiles = new Map<string, Set<string>>()
+  /** The identity of every entry file present at the last look, by file name (and nothing else: memory stays bounded). */
+  #files = new Map<string, string>()
   readonly #pending = new Set<string>()
   #fsWatcher: FSWatcher | undefined
-  /** The folder, or while it is missing its nearest existing ancestor. */
+  /** The folder, or while it is missing or unsafe its nearest existing ancestor. */
   #watchedPath: string | undefined
+  /** The inode of the folder when last seen safe; undefined while it is missing. */
   #dirIno: number | undefined
-  #unsafeReported = false
+  /** In an unsafe episode (reported once): nothing is read and the snapshot is frozen until the folder is safe again. */
+  #unsafe = false
   #checkDirSoon = false
   #flushImmediate: NodeJS.Immediate | undefined
   #startImmediate: NodeJS.Immediate | undefined
@@ -98,7 +104,7 @@ export class RegistryWatcher extends EventEmitter<RegistryWatcherEvents> impleme
   readonly #onAbort = (): void => void this.close()
 
   static {
-    watcherState = (watcher) => ({ entries: watcher.#snapshot.size, files: watcher.#signatures.size, legacy: watcher.#legacyFiles.size, sweeps: watcher.#sweeps })
+    watcherState = (watcher) => ({ entries: watcher.#snapshot.size, files: watcher.#files.size, legacy: watcher.#legacyFiles.size, sweeps: watcher.#sweeps })
   }
 
   constructor(location: { dir: string; marker?: string | undefined }, options: WatchOptions = {}) {
@@ -144,8 +150,7 @@ export class RegistryWatcher extends EventEmitter<RegistryWatcherEvents> impleme
   #start(): void {
     this.#startImmediate = undefined
     try {
-      this.#attach()
-      this.#reconcile(new Judge(this.#marker))
+      this.#checkFolder(new Judge(this.#marker), true)
     } catch (error) {
       this.#fail(error)
     }
@@ -162,21 +167,13 @@ export class RegistryWatcher extends EventEmitter<RegistryWatcherEvents> impleme
     if (!this.#closed) this.emit('ready', { type: 'ready', entries })
   }
 
-  /** Watch the folder, or, while it does not exist, its nearest existing ancestor (to notice its creation). */
+  /** Watch the folder, or, while it is missing or unsafe, its nearest existing ancestor (to notice it come or be replaced). */
   #attach(): void {
     this.#fsWatcher?.close()
     this.#fsWatcher = undefined
     this.#watchedPath = undefined
-    const stat = lstatSync(this.dir, { throwIfNoEntry: false })
-    const problem = stat ? dirProblem(this.dir) : null
-    if (problem) {
-      // Entries from a folder others can write could make us report (and tools act on) planted owners.
-      if (!this.#unsafeReported) this.#fail(new RegistryError('E_UNSAFE_DIR', `Registry folder ${this.dir} ${problem}.`, { dir: this.dir }))
-      this.#unsafeReported = true
-    }
-    this.#dirIno = stat && !problem ? stat.ino : undefined
     if (this.#polling) return
-    const target = this.#dirIno !== undefined ? this.dir : nearestExisting(this.dir)
+    const target = this.#dirIno !== undefined && !this.#unsafe ? this.dir : nearestExisting(this.dir)
     if (target === undefined) return
     try {
       const watcher = watch(target, { persistent: this.#persistent }, (eventType, name) =>
@@ -222,12 +219,12 @@ export class RegistryWatcher extends EventEmitter<RegistryWatcherEvents> impleme
       this.#flushImmediate = undefined
       try {
         const judge = new Judge(this.#marker)
-        if (this.#checkDirSoon) {
-          this.#checkDirSoon = false
-          this.#checkFolder(judge)
-        }
+        const reread = this.#checkDirSoon
+        this.#checkDirSoon = false
         const ids = [...this.#pending]
         this.#pending.clear()
+        // While the folder is unsafe the hints are dropped: the look after it is safe again re-reads what changed.
+        if (!this.#checkFolder(judge, reread)) return
         for (const id of ids) this.#refresh(id, judge)
       } catch (error) {
         this.#fail(error)
@@ -235,11 +232,40 @@ export class RegistryWatcher extends EventEmitter<RegistryWatcherEvents> impleme
     })
   }
 
-  /** Notice the folder appearing, vanishing or being replaced, then re-read it all. */
-  #checkFolder(judge: Judge): void {
-    const ino = lstatSync(this.dir, { throwIfNoEntry: false })?.ino
-    if (ino !== this.#dirIno || (ino === undefined && !this.#polling && this.#watchedPath !== nearestExisting(this.dir))) this.#attach()
-    this.#reconcile(judge)
+  /**
+   * Look at the folder: notice it appearing, vanishing, being replaced or turning unsafe, and re-read it when
+   * asked or when it changed. False while it is unsafe: then nothing is read, so the snapshot stays as it was.
+   */
+  #checkFolder(judge: Judge, reread: boolean): boolean {
+    const stat = lstatSync(this.dir, { throwIfNoEntry: false })
+    const problem = stat ? dirProblem(this.dir) : null
+    if (problem) {
+      // Entries from a folder others can write could make us report (and tools act on) planted owners;
+      // its vanished entries prove nothing either, so no downs: the snapshot is frozen until it is safe.
+      if (!this.#unsafe) {
+        this.#unsafe = true
+        this.#attach()
+        this.#fail(new RegistryError('E_UNSAFE_DIR', `Registry folder ${this.dir} ${problem}; the watcher reports nothing from it until then.`, { dir: this.dir }))
+      }
+      return false
+    }
+    const ino = stat?.ino
+    // Another folder in its place: none of the old file identities carry over.
+    if (ino !== this.#dirIno) this.#files.clear()
+    if (this.#unsafe || ino !== this.#dirIno || (ino === undefined && !this.#polling && this.#watchedPath !== nearestExisting(this.dir))) {
+      this.#unsafe = false
+      this.#dirIno = ino
+      this.#attach()
+      reread = true
+    }
+    if (reread) this.#reconcile(judge)
+    return true
+  }
+
+  #forget(id: string, file: string): void {
+    this.#files.delete(file)
+    const legacy = this.#legacyFiles.get(id)
+    if (legacy?.delete(file) && legacy.size === 0) this.#legacyFiles.delete(id)
   }
 
   #legacyFileOf(id: string): Set<string> {
@@ -248,7 +274,7 @@ export class RegistryWatcher extends EventEmitter<RegistryWatcherEvents> impleme
     return files
   }
 
-  /** Re-read the folder listing: every id that appeared or vanished is refreshed (and, polling, every changed file). */
+  /** Re-read the folder listing: every id whose files appeared, vanished or changed identity is refreshed. */
   #reconcile(judge: Judge): void {
     let names: string[] = []
     if (this.#dirIno !== undefined) {
@@ -258,32 +284,25 @@ export class RegistryWatcher extends EventEmitter<RegistryWatcherEvents> impleme
         if (!isErrno(error, 'ENOENT', 'ENOTDIR')) throw error
       }
     }
-    const seen = new Set<string>()
-    const changed = new Set<string>()
+    const files = new Map<string, string>()
     const legacy = new Map<string, Set<string>>()
+    const changed = new Set<string>()
     for (const name of names) {
       const match = ENTRY_NAME.exec(name)
       if (!match) continue
       const id = match[1] as string
-      seen.add(id)
       if (match[2] !== undefined) (legacy.get(id) ?? legacy.set(id, new Set()).get(id))?.add(name)
-      if (this.#polling && this.#ready) {
-        const stat = lstatSync(join(this.dir, name), { throwIfNoEntry: false })
-        const signature = stat ? `${stat.mtimeMs}:${stat.size}:${stat.ino}` : ''
-        if (this.#signatures.get(name) !== signature) changed.add(id)
-        this.#signatures.set(name, signature)
-      }
+      // Lost file events (an inotify overflow) hide rewrites, so every file's identity is compared, events or not.
+      const identity = fileIdentity(join(this.dir, name))
+      if (identity === undefined) continue
+      files.set(name, identity)
+      if (this.#files.get(name) !== identity) changed.add(id)
     }
-    this.#legacyFiles.clear()
-    for (const [id, files] of legacy) this.#legacyFiles.set(id, files)
-    for (const id of seen) if (!this.#snapshot.has(id) || changed.has(id)) this.#refresh(id, judge)
-    for (const id of [...this.#snapshot.keys()]) if (!seen.has(id)) this.#refresh(id, judge)
-    if (this.#polling && !this.#ready) {
-      for (const name of names) {
-        const stat = ENTRY_NAME.test(name) ? lstatSync(join(this.dir, name), { throwIfNoEntry: false }) : undefined
-        if (stat) this.#signatures.set(name, `${stat.mtimeMs}:${stat.size}:${stat.ino}`)
-      }
-    }
+    for (const name of this.#files.keys()) if (!files.has(name)) changed.add(name.slice(0, 16))
+    for (const id of this.#snapshot.keys()) if (!files.has(`${id}.json`) && !legacy.has(id)) changed.add(id)
+    this.#files = files
+    this.#legacyFiles = legacy
+    for (const id of changed) this.#refresh(id, judge)
   }
 
   /** Read the files of one workspace, pick the one that speaks for it, and report what changed. */
@@ -293,12 +312,14 @@ export class RegistryWatcher extends EventEmitter<RegistryWatcherEvents> impleme
     const files = this.#dirIno === undefined ? [] : [`${id}.json`, ...(this.#legacyFiles.get(id) ?? [])]
     for (const file of files) {
       const legacy = file.length !== 21
-      const read = readEntryFile(join(this.dir, file))
-      if (read.kind !== 'ok') {
-        // A vanished file is an expected race; corrupt files are skipped, as list() does.
-        if (read.kind === 'missing' && legacy) this.#legacyFiles.get(id)?.delete(file)
-        continue
-      }
+      const path = join(this.dir, file)
+      // The identity is taken before the read, so a rewrite after it shows as a change at the next look.
+      const identity = fileIdentity(path)
+      const read: FileRead = identity === undefined ? { kind: 'missing' } : readEntryFile(path)
+      if (read.kind === 'missing') this.#forget(id, file)
+      else this.#files.set(file, identity as string)
+      // A vanished file is an expected race; corrupt files are skipped, as list() does.
+      if (read.kind !== 'ok') continue
       const parsed = parseEntry(read.bytes.toString('utf8'), id, { legacy, localHost: judge.host })
       if (!parsed.ok) continue
       candidates.push({ file, legacy, bytes: read.bytes, entry: parsed.entry, mtimeMs: read.mtimeMs, verdict: judge.judge(parsed.entry, read.mtimeMs) })
@@ -326,7 +347,7 @@ export class RegistryWatcher extends EventEmitter<RegistryWatcherEvents> impleme
     this.#sweeping = true
     try {
       const judge = new Judge(this.#marker)
-      this.#checkFolder(judge)
+      if (!this.#checkFolder(judge, true)) return
       const ids = [...this.#snapshot.keys()]
       for (let start = 0; start < ids.length; start += SWEEP_CHUNK) {
         if (start > 0) {
@@ -352,7 +373,21 @@ export class RegistryWatcher extends EventEmitter<RegistryWatcherEvents> impleme
 
   #fail(error: unknown): void {
     if (this.#closed) return
-    this.emit('error', error instanceof Error ? error : new Error(String(error)))
+    const failure = error instanceof Error ? error : new Error(String(error))
+    // emit('error') with no listener throws, out of a timer: that would crash the host. Monitors still see it.
+    if (this.listenerCount('error') > 0) this.emit('error', failure)
+    else (this as EventEmitter).emit(errorMonitor, failure)
+  }
+}
+
+/** What identifies one version of a file without reading it (a rewrite is a rename: a new inode), or undefined when it is gone. */
+function fileIdentity(path: string): string | undefined {
+  try {
+    const stat = lstatSync(path, { bigint: true, throwIfNoEntry: false })
+    return stat && `${stat.ino}:${stat.size}:${stat.mtimeNs}:${stat.ctimeNs}`
+  } catch (error) {
+    if (isErrno(error, 'ENOTDIR')) return undefined
+    throw error
   }
 }
 
