@@ -316,10 +316,17 @@ export class RegistryWatcher extends EventEmitter<RegistryWatcherEvents> impleme
       // The identity is taken before the read, so a rewrite after it shows as a change at the next look.
       const identity = fileIdentity(path)
       const read: FileRead = identity === undefined ? { kind: 'missing' } : readEntryFile(path)
-      if (read.kind === 'missing') this.#forget(id, file)
-      else this.#files.set(file, identity as string)
-      // A vanished file is an expected race; corrupt files are skipped, as list() does.
-      if (read.kind !== 'ok') continue
+      if (read.kind === 'missing') {
+        this.#forget(id, file) // an expected race
+        continue
+      }
+      if (read.kind !== 'ok' && read.kind !== 'corrupt') {
+        // Unreadable (EMFILE, EACCES, EIO) says nothing about the workspace: keep what is known, retry at the next look.
+        this.#files.delete(file)
+        return
+      }
+      this.#files.set(file, identity as string)
+      if (read.kind === 'corrupt') continue // skipped, as list() does
       const parsed = parseEntry(read.bytes.toString('utf8'), id, { legacy, localHost: judge.host })
       if (!parsed.ok) continue
       candidates.push({ file, legacy, bytes: read.bytes, entry: parsed.entry, mtimeMs: read.mtimeMs, verdict: judge.judge(parsed.entry, read.mtimeMs) })

@@ -105,7 +105,7 @@ describe('the watcher under faults', () => {
     const root = tempDir('wsreg-watcher-')
     const result = await runBehind([], 'test/fixtures/watcher-unheard.mjs', [root])
     expect(result.stderr).toBe('')
-    expect(result.stdout).toBe('ready\nmonitored E_UNSAFE_DIR\nup\nclosed\n')
+    expect(result.stdout).toBe('ready\nmonitored E_UNSAFE_DIR\nup, downs 0\nclosed\n')
     expect(result.code).toBe(0)
   })
 
