@@ -274,8 +274,17 @@ export class RegistryWatcher extends EventEmitter<RegistryWatcherEvents> impleme
     return files
   }
 
-  /** Re-read the folder listing: every id whose files appeared, vanished or changed identity is refreshed. */
+  /** Re-read the folder listing at once: every id whose files appeared, vanished or changed identity is refreshed. */
   #reconcile(judge: Judge): void {
+    for (const _ of this.#compare(judge));
+  }
+
+  /**
+   * Compare the identity of every entry file with the last look and refresh the ids that differ. Lost file events
+   * (an inotify overflow) hide rewrites, so this runs on every sweep, events or not. It yields every
+   * {@link SWEEP_CHUNK} files: the sweep pauses there so file events are never held up long.
+   */
+  *#compare(judge: Judge): Generator<void, void> {
     let names: string[] = []
     if (this.#dirIno !== undefined) {
       try {
@@ -287,22 +296,30 @@ export class RegistryWatcher extends EventEmitter<RegistryWatcherEvents> impleme
     const files = new Map<string, string>()
     const legacy = new Map<string, Set<string>>()
     const changed = new Set<string>()
-    for (const name of names) {
+    const look = (name: string): void => {
       const match = ENTRY_NAME.exec(name)
-      if (!match) continue
+      if (!match || files.has(name)) return
       const id = match[1] as string
-      if (match[2] !== undefined) (legacy.get(id) ?? legacy.set(id, new Set()).get(id))?.add(name)
-      // Lost file events (an inotify overflow) hide rewrites, so every file's identity is compared, events or not.
       const identity = fileIdentity(join(this.dir, name))
-      if (identity === undefined) continue
+      if (identity !== this.#files.get(name)) changed.add(id)
+      if (identity === undefined) return
       files.set(name, identity)
-      if (this.#files.get(name) !== identity) changed.add(id)
+      if (match[2] !== undefined) (legacy.get(id) ?? legacy.set(id, new Set()).get(id))?.add(name)
     }
-    for (const name of this.#files.keys()) if (!files.has(name)) changed.add(name.slice(0, 16))
+    let looked = 0
+    for (const name of names) {
+      look(name)
+      if (++looked % SWEEP_CHUNK === 0) yield
+    }
+    // Files known but not listed vanished, or were created after the listing (while this pass paused): look again.
+    for (const name of this.#files.keys()) look(name)
     for (const id of this.#snapshot.keys()) if (!files.has(`${id}.json`) && !legacy.has(id)) changed.add(id)
     this.#files = files
     this.#legacyFiles = legacy
-    for (const id of changed) this.#refresh(id, judge)
+    for (const id of changed) {
+      this.#refresh(id, judge)
+      if (++looked % SWEEP_CHUNK === 0) yield
+    }
   }
 
   /** Read the files of one workspace, pick the one that speaks for it, and report what changed. */
@@ -348,13 +365,19 @@ export class RegistryWatcher extends EventEmitter<RegistryWatcherEvents> impleme
     }
   }
 
-  /** The periodic pass: the folder's existence, missed file events (or, polling, all changes), and every owner's liveness. */
+  /** The periodic pass: the folder's existence and safety, every entry file's identity (lost or no events), and every owner's liveness. */
   async #sweep(): Promise<void> {
     if (this.#sweeping || this.#closed) return
     this.#sweeping = true
     try {
       const judge = new Judge(this.#marker)
-      if (!this.#checkFolder(judge, true)) return
+      if (!this.#checkFolder(judge, false)) return
+      const folder = this.#dirIno
+      for (const _ of this.#compare(judge)) {
+        await new Promise<void>((resolve) => setImmediate(resolve))
+        // Closed, replaced or unsafe meanwhile: that look re-read the folder, and this pass is stale.
+        if (this.#closed || this.#unsafe || this.#dirIno !== folder) return
+      }
       const ids = [...this.#snapshot.keys()]
       for (let start = 0; start < ids.length; start += SWEEP_CHUNK) {
         if (start > 0) {
