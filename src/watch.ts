@@ -1,9 +1,10 @@
 import { EventEmitter, errorMonitor } from 'node:events'
-import { lstatSync, readdirSync, watch, type FSWatcher } from 'node:fs'
+import { lstatSync, watch, type FSWatcher } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { parseEntry, type Entry } from './entry.js'
 import { RegistryError, isErrno } from './errors.js'
 import { pickWinner, type Candidate } from './legacy.js'
+import { Listing, fileIdentity } from './listing.js'
 import { ENTRY_NAME, TEMP_NAME } from './paths.js'
 import { Judge, isRunning, type Verdict } from './status.js'
 import { dirProblem, readEntryFile, type FileRead } from './store.js'
@@ -81,10 +82,7 @@ export class RegistryWatcher extends EventEmitter<RegistryWatcherEvents> impleme
   readonly #signal: AbortSignal | undefined
   #polling: boolean
   readonly #snapshot = new Map<string, Tracked>()
-  /** Legacy file names by id; only ids that have some. */
-  #legacyFiles = new Map<string, Set<string>>()
-  /** The identity of every entry file present at the last look, by file name (and nothing else: memory stays bounded). */
-  #files = new Map<string, string>()
+  readonly #listing = new Listing()
   readonly #pending = new Set<string>()
   #fsWatcher: FSWatcher | undefined
   /** The folder, or while it is missing or unsafe its nearest existing ancestor. */
@@ -104,7 +102,7 @@ export class RegistryWatcher extends EventEmitter<RegistryWatcherEvents> impleme
   readonly #onAbort = (): void => void this.close()
 
   static {
-    watcherState = (watcher) => ({ entries: watcher.#snapshot.size, files: watcher.#files.size, legacy: watcher.#legacyFiles.size, sweeps: watcher.#sweeps })
+    watcherState = (watcher) => ({ entries: watcher.#snapshot.size, ...watcher.#listing.size, sweeps: watcher.#sweeps })
   }
 
   constructor(location: { dir: string; marker?: string | undefined }, options: WatchOptions = {}) {
@@ -196,7 +194,7 @@ export class RegistryWatcher extends EventEmitter<RegistryWatcherEvents> impleme
       this.#checkDirSoon = true // the kernel dropped the name (queue overflow): re-read everything
     } else if (match) {
       const id = match[1] as string
-      if (match[2] !== undefined) this.#legacyFileOf(id).add(file)
+      if (match[2] !== undefined) this.#listing.addLegacy(id, file)
       this.#pending.add(id)
     } else if (eventType === 'rename' && !TEMP_NAME.test(file)) {
       // Temp, lock and quarantine names are ignored; another rename may be the folder itself going away.
@@ -251,7 +249,7 @@ export class RegistryWatcher extends EventEmitter<RegistryWatcherEvents> impleme
     }
     const ino = stat?.ino
     // Another folder in its place: none of the old file identities carry over.
-    if (ino !== this.#dirIno) this.#files.clear()
+    if (ino !== this.#dirIno) this.#listing.clear()
     if (this.#unsafe || ino !== this.#dirIno || (ino === undefined && !this.#polling && this.#watchedPath !== nearestExisting(this.dir))) {
       this.#unsafe = false
       this.#dirIno = ino
@@ -262,63 +260,22 @@ export class RegistryWatcher extends EventEmitter<RegistryWatcherEvents> impleme
     return true
   }
 
-  #forget(id: string, file: string): void {
-    this.#files.delete(file)
-    const legacy = this.#legacyFiles.get(id)
-    if (legacy?.delete(file) && legacy.size === 0) this.#legacyFiles.delete(id)
-  }
-
-  #legacyFileOf(id: string): Set<string> {
-    let files = this.#legacyFiles.get(id)
-    if (!files) this.#legacyFiles.set(id, (files = new Set()))
-    return files
-  }
-
   /** Re-read the folder listing at once: every id whose files appeared, vanished or changed identity is refreshed. */
   #reconcile(judge: Judge): void {
     for (const _ of this.#compare(judge));
   }
 
   /**
-   * Compare the identity of every entry file with the last look and refresh the ids that differ. Lost file events
-   * (an inotify overflow) hide rewrites, so this runs on every sweep, events or not. It yields every
-   * {@link SWEEP_CHUNK} files: the sweep pauses there so file events are never held up long.
+   * Refresh every workspace whose files appeared, vanished or changed identity since the last look. Lost file
+   * events (an inotify overflow) hide rewrites, so the sweep runs this whether events come or not; it yields
+   * every {@link SWEEP_CHUNK} files, and the sweep pauses there so file events are never held up long.
    */
   *#compare(judge: Judge): Generator<void, void> {
-    let names: string[] = []
-    if (this.#dirIno !== undefined) {
-      try {
-        names = readdirSync(this.dir)
-      } catch (error) {
-        if (!isErrno(error, 'ENOENT', 'ENOTDIR')) throw error
-      }
-    }
-    const files = new Map<string, string>()
-    const legacy = new Map<string, Set<string>>()
-    const changed = new Set<string>()
-    const look = (name: string): void => {
-      const match = ENTRY_NAME.exec(name)
-      if (!match || files.has(name)) return
-      const id = match[1] as string
-      const identity = fileIdentity(join(this.dir, name))
-      if (identity !== this.#files.get(name)) changed.add(id)
-      if (identity === undefined) return
-      files.set(name, identity)
-      if (match[2] !== undefined) (legacy.get(id) ?? legacy.set(id, new Set()).get(id))?.add(name)
-    }
-    let looked = 0
-    for (const name of names) {
-      look(name)
-      if (++looked % SWEEP_CHUNK === 0) yield
-    }
-    // Files known but not listed vanished, or were created after the listing (while this pass paused): look again.
-    for (const name of this.#files.keys()) look(name)
-    for (const id of this.#snapshot.keys()) if (!files.has(`${id}.json`) && !legacy.has(id)) changed.add(id)
-    this.#files = files
-    this.#legacyFiles = legacy
+    const changed = yield* this.#listing.look(this.#dirIno === undefined ? undefined : this.dir, this.#snapshot.keys(), SWEEP_CHUNK)
+    let refreshed = 0
     for (const id of changed) {
       this.#refresh(id, judge)
-      if (++looked % SWEEP_CHUNK === 0) yield
+      if (++refreshed % SWEEP_CHUNK === 0) yield
     }
   }
 
@@ -326,7 +283,7 @@ export class RegistryWatcher extends EventEmitter<RegistryWatcherEvents> impleme
   #refresh(id: string, judge: Judge): void {
     if (this.#closed) return
     const candidates: Candidate[] = []
-    const files = this.#dirIno === undefined ? [] : [`${id}.json`, ...(this.#legacyFiles.get(id) ?? [])]
+    const files = this.#dirIno === undefined ? [] : this.#listing.filesOf(id)
     for (const file of files) {
       const legacy = file.length !== 21
       const path = join(this.dir, file)
@@ -334,15 +291,15 @@ export class RegistryWatcher extends EventEmitter<RegistryWatcherEvents> impleme
       const identity = fileIdentity(path)
       const read: FileRead = identity === undefined ? { kind: 'missing' } : readEntryFile(path)
       if (read.kind === 'missing') {
-        this.#forget(id, file) // an expected race
+        this.#listing.note(id, file, undefined) // an expected race
         continue
       }
       if (read.kind !== 'ok' && read.kind !== 'corrupt') {
         // Unreadable (EMFILE, EACCES, EIO) says nothing about the workspace: keep what is known, retry at the next look.
-        this.#files.delete(file)
+        this.#listing.doubt(file)
         return
       }
-      this.#files.set(file, identity as string)
+      this.#listing.note(id, file, identity)
       if (read.kind === 'corrupt') continue // skipped, as list() does
       const parsed = parseEntry(read.bytes.toString('utf8'), id, { legacy, localHost: judge.host })
       if (!parsed.ok) continue
@@ -407,17 +364,6 @@ export class RegistryWatcher extends EventEmitter<RegistryWatcherEvents> impleme
     // emit('error') with no listener throws, out of a timer: that would crash the host. Monitors still see it.
     if (this.listenerCount('error') > 0) this.emit('error', failure)
     else (this as EventEmitter).emit(errorMonitor, failure)
-  }
-}
-
-/** What identifies one version of a file without reading it (a rewrite is a rename: a new inode), or undefined when it is gone. */
-function fileIdentity(path: string): string | undefined {
-  try {
-    const stat = lstatSync(path, { bigint: true, throwIfNoEntry: false })
-    return stat && `${stat.ino}:${stat.size}:${stat.mtimeNs}:${stat.ctimeNs}`
-  } catch (error) {
-    if (isErrno(error, 'ENOTDIR')) return undefined
-    throw error
   }
 }
 
