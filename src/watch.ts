@@ -191,7 +191,7 @@ export class RegistryWatcher extends EventEmitter<RegistryWatcherEvents> impleme
     const file = typeof name === 'string' ? name : name?.toString('utf8')
     const match = file === undefined ? null : ENTRY_NAME.exec(file)
     if (file === undefined) {
-      this.#checkDirSoon = true // the kernel dropped the name (queue overflow): re-read everything
+      this.#checkDirSoon = true // an event without a name: re-read everything (a lost event has no callback at all: the sweep)
     } else if (match) {
       const id = match[1] as string
       if (match[2] !== undefined) this.#listing.addLegacy(id, file)
