@@ -95,8 +95,9 @@ export class Listing {
 /** What identifies one version of a file without reading it (a rewrite is a rename: a new inode), or undefined when it is gone. */
 export function fileIdentity(path: string): string | undefined {
   try {
-    const stat = lstatSync(path, { bigint: true, throwIfNoEntry: false })
-    return stat && `${stat.ino}:${stat.size}:${stat.mtimeNs}:${stat.ctimeNs}`
+    // Plain numbers (no BigInt per field): mtime and ctime in ms keep sub-microsecond digits, beyond the kernel's tick.
+    const stat = lstatSync(path, { throwIfNoEntry: false })
+    return stat && `${stat.ino}:${stat.size}:${stat.mtimeMs}:${stat.ctimeMs}`
   } catch (error) {
     if (isErrno(error, 'ENOTDIR')) return undefined
     throw error
