@@ -11,7 +11,7 @@ export interface RegistryWatcherEvents {
   down: [event: DownEvent]
   /** Same owner, other content or a status that is neither up nor down. */
   change: [event: ChangeEvent]
-  /** An unexpected failure; the watcher keeps going. */
+  /** An unexpected failure; the watcher keeps going. With no listener it is dropped, never thrown (the folder watcher still hands it to `errorMonitor` listeners). */
   error: [error: Error]
   /** The watcher was closed. */
   close: []
