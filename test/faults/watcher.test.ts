@@ -144,9 +144,9 @@ describe('the watcher under faults', () => {
     expect(errorCodes(events)).toEqual(['E_UNSAFE_DIR', 'E_UNSAFE_DIR'])
   })
 
-  it('a polling watcher remembers only the files present, not every workspace it ever saw', async () => {
+  it.each([true, false])('a watcher remembers only the files present, not every workspace it ever saw (polling: %s)', async (polling) => {
     const { registry, workspace } = setup()
-    const { watcher, events } = await watch(registry, { intervalMs: 20, polling: true })
+    const { watcher, events } = await watch(registry, { intervalMs: 20, polling })
     const cwds = Array.from({ length: 60 }, (_, index) => workspace(`w${index}`))
     for (const cwd of cwds.slice(0, 50)) await registry.write({ cwd })
     await waitFor(() => cwds.slice(0, 50).every((cwd) => about(events, cwd).includes('up')), 4000, 'the ups')
