@@ -11,7 +11,7 @@ export interface RegistryWatcherEvents {
   down: [event: DownEvent]
   /** Same owner, other content or a status that is neither up nor down. */
   change: [event: ChangeEvent]
-  /** An unexpected failure; the watcher keeps going. */
+  /** An unexpected failure; the watcher keeps going. With no listener it is dropped, never thrown (the folder watcher still hands it to `errorMonitor` listeners). */
   error: [error: Error]
   /** The watcher was closed. */
   close: []
@@ -21,37 +21,38 @@ const DATA_EVENTS = ['ready', 'up', 'down', 'change'] as const
 
 /**
  * Turn a watcher's events into an async iterator: events queue up until read, the iteration ends once the
- * watcher is closed and drained, and leaving a `for await` loop early closes the watcher.
+ * watcher is closed and drained, and leaving a `for await` loop early closes the watcher. Calls to `next()`
+ * that overlap are served in the order they were made.
  */
 export function iterateEvents(watcher: EventEmitter<RegistryWatcherEvents> & { close(): Promise<void> }, isClosed: () => boolean): AsyncIterator<RegistryEvent> {
+  // At most one of these is non-empty: events wait for readers, or readers wait for events.
   const queue: RegistryEvent[] = []
-  let wake: (() => void) | undefined
+  const readers: Array<(result: IteratorResult<RegistryEvent>) => void> = []
   const push = (event: RegistryEvent): void => {
-    queue.push(event)
-    wake?.()
+    const reader = readers.shift()
+    if (reader) reader({ done: false, value: event })
+    else queue.push(event)
   }
   const onError = (error: Error): void => push({ type: 'error', error })
-  const onClose = (): void => wake?.()
-  const detach = (): void => {
+  const end = (): void => {
     for (const name of DATA_EVENTS) watcher.off(name, push)
-    watcher.off('error', onError).off('close', onClose)
+    watcher.off('error', onError).off('close', end)
+    for (const reader of readers.splice(0)) reader({ done: true, value: undefined })
   }
   for (const name of DATA_EVENTS) watcher.on(name, push)
-  watcher.on('error', onError).on('close', onClose)
+  watcher.on('error', onError).on('close', end)
   return {
     next: async () => {
-      while (queue.length === 0) {
-        if (isClosed()) {
-          detach()
-          return { done: true, value: undefined }
-        }
-        await new Promise<void>((resolve) => (wake = resolve))
-        wake = undefined
+      const event = queue.shift()
+      if (event) return { done: false, value: event }
+      if (isClosed()) {
+        end()
+        return { done: true, value: undefined }
       }
-      return { done: false, value: queue.shift() as RegistryEvent }
+      return new Promise((resolve) => readers.push(resolve))
     },
     return: async () => {
-      detach()
+      end()
       await watcher.close()
       return { done: true, value: undefined }
     },

@@ -1,12 +1,13 @@
-import { EventEmitter } from 'node:events'
-import { lstatSync, readdirSync, watch, type FSWatcher } from 'node:fs'
+import { EventEmitter, errorMonitor } from 'node:events'
+import { lstatSync, watch, type FSWatcher } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { parseEntry, type Entry } from './entry.js'
 import { RegistryError, isErrno } from './errors.js'
 import { pickWinner, type Candidate } from './legacy.js'
+import { Listing, fileIdentity } from './listing.js'
 import { ENTRY_NAME, TEMP_NAME } from './paths.js'
 import { Judge, isRunning, type Verdict } from './status.js'
-import { dirProblem, readEntryFile } from './store.js'
+import { dirProblem, readEntryFile, type FileRead } from './store.js'
 import { iterateEvents, type RegistryWatcherEvents } from './events.js'
 import { transition, type RegistryEvent, type WatchedEntry } from './transition.js'
 
@@ -46,13 +47,30 @@ interface Tracked {
   mtimeMs: number
 }
 
+/** What a watcher holds in memory, and how many sweeps it finished: for tests of its bounds, not a public API. */
+export interface WatcherState {
+  /** Workspaces in the snapshot. */
+  entries: number
+  /** Entry files whose identity is remembered. */
+  files: number
+  /** Workspaces with legacy files remembered. */
+  legacy: number
+  /** Sweeps finished so far. */
+  sweeps: number
+}
+
+/** Read a watcher's {@link WatcherState} (internal: not exported from the package). */
+export let watcherState: (watcher: RegistryWatcher) => WatcherState
+
 // Sweeps judge this many entries per turn of the event loop, so file events are never held up long.
 const SWEEP_CHUNK = 500
 
 /**
  * Watches one registry folder (one native watch on the folder, never one per file) and reports
  * workspaces going up, down and changing. File events are only hints: each one re-reads the entry
- * and diffs it against a snapshot; a periodic sweep re-judges liveness. Read-only: it never prunes.
+ * and diffs it against a snapshot; a periodic sweep re-checks the folder's safety, every entry file's
+ * identity (events can be lost) and every owner's liveness. Read-only: it never prunes. It never throws
+ * at its host: an error with no `'error'` listener reaches only `errorMonitor` listeners.
  */
 export class RegistryWatcher extends EventEmitter<RegistryWatcherEvents> implements AsyncIterable<RegistryEvent> {
   /** The registry folder being watched. */
@@ -64,14 +82,15 @@ export class RegistryWatcher extends EventEmitter<RegistryWatcherEvents> impleme
   readonly #signal: AbortSignal | undefined
   #polling: boolean
   readonly #snapshot = new Map<string, Tracked>()
-  readonly #legacyFiles = new Map<string, Set<string>>()
-  readonly #signatures = new Map<string, string>()
+  readonly #listing = new Listing()
   readonly #pending = new Set<string>()
   #fsWatcher: FSWatcher | undefined
-  /** The folder, or while it is missing its nearest existing ancestor. */
+  /** The folder, or while it is missing or unsafe its nearest existing ancestor. */
   #watchedPath: string | undefined
+  /** The inode of the folder when last seen safe; undefined while it is missing. */
   #dirIno: number | undefined
-  #unsafeReported = false
+  /** In an unsafe episode (reported once): nothing is read and the snapshot is frozen until the folder is safe again. */
+  #unsafe = false
   #checkDirSoon = false
   #flushImmediate: NodeJS.Immediate | undefined
   #startImmediate: NodeJS.Immediate | undefined
@@ -79,7 +98,12 @@ export class RegistryWatcher extends EventEmitter<RegistryWatcherEvents> impleme
   #sweeping = false
   #ready = false
   #closed = false
+  #sweeps = 0
   readonly #onAbort = (): void => void this.close()
+
+  static {
+    watcherState = (watcher) => ({ entries: watcher.#snapshot.size, ...watcher.#listing.size, sweeps: watcher.#sweeps })
+  }
 
   constructor(location: { dir: string; marker?: string | undefined }, options: WatchOptions = {}) {
     super()
@@ -124,8 +148,7 @@ export class RegistryWatcher extends EventEmitter<RegistryWatcherEvents> impleme
   #start(): void {
     this.#startImmediate = undefined
     try {
-      this.#attach()
-      this.#reconcile(new Judge(this.#marker))
+      this.#checkFolder(new Judge(this.#marker), true)
     } catch (error) {
       this.#fail(error)
     }
@@ -142,21 +165,13 @@ export class RegistryWatcher extends EventEmitter<RegistryWatcherEvents> impleme
     if (!this.#closed) this.emit('ready', { type: 'ready', entries })
   }
 
-  /** Watch the folder, or, while it does not exist, its nearest existing ancestor (to notice its creation). */
+  /** Watch the folder, or, while it is missing or unsafe, its nearest existing ancestor (to notice it come or be replaced). */
   #attach(): void {
     this.#fsWatcher?.close()
     this.#fsWatcher = undefined
     this.#watchedPath = undefined
-    const stat = lstatSync(this.dir, { throwIfNoEntry: false })
-    const problem = stat ? dirProblem(this.dir) : null
-    if (problem) {
-      // Entries from a folder others can write could make us report (and tools act on) planted owners.
-      if (!this.#unsafeReported) this.#fail(new RegistryError('E_UNSAFE_DIR', `Registry folder ${this.dir} ${problem}.`, { dir: this.dir }))
-      this.#unsafeReported = true
-    }
-    this.#dirIno = stat && !problem ? stat.ino : undefined
     if (this.#polling) return
-    const target = this.#dirIno !== undefined ? this.dir : nearestExisting(this.dir)
+    const target = this.#dirIno !== undefined && !this.#unsafe ? this.dir : nearestExisting(this.dir)
     if (target === undefined) return
     try {
       const watcher = watch(target, { persistent: this.#persistent }, (eventType, name) =>
@@ -176,10 +191,10 @@ export class RegistryWatcher extends EventEmitter<RegistryWatcherEvents> impleme
     const file = typeof name === 'string' ? name : name?.toString('utf8')
     const match = file === undefined ? null : ENTRY_NAME.exec(file)
     if (file === undefined) {
-      this.#checkDirSoon = true // the kernel dropped the name (queue overflow): re-read everything
+      this.#checkDirSoon = true // an event without a name: re-read everything (a lost event has no callback at all: the sweep)
     } else if (match) {
       const id = match[1] as string
-      if (match[2] !== undefined) this.#legacyFileOf(id).add(file)
+      if (match[2] !== undefined) this.#listing.addLegacy(id, file)
       this.#pending.add(id)
     } else if (eventType === 'rename' && !TEMP_NAME.test(file)) {
       // Temp, lock and quarantine names are ignored; another rename may be the folder itself going away.
@@ -202,12 +217,12 @@ export class RegistryWatcher extends EventEmitter<RegistryWatcherEvents> impleme
       this.#flushImmediate = undefined
       try {
         const judge = new Judge(this.#marker)
-        if (this.#checkDirSoon) {
-          this.#checkDirSoon = false
-          this.#checkFolder(judge)
-        }
+        const reread = this.#checkDirSoon
+        this.#checkDirSoon = false
         const ids = [...this.#pending]
         this.#pending.clear()
+        // While the folder is unsafe the hints are dropped: the look after it is safe again re-reads what changed.
+        if (!this.#checkFolder(judge, reread)) return
         for (const id of ids) this.#refresh(id, judge)
       } catch (error) {
         this.#fail(error)
@@ -215,54 +230,52 @@ export class RegistryWatcher extends EventEmitter<RegistryWatcherEvents> impleme
     })
   }
 
-  /** Notice the folder appearing, vanishing or being replaced, then re-read it all. */
-  #checkFolder(judge: Judge): void {
-    const ino = lstatSync(this.dir, { throwIfNoEntry: false })?.ino
-    if (ino !== this.#dirIno || (ino === undefined && !this.#polling && this.#watchedPath !== nearestExisting(this.dir))) this.#attach()
-    this.#reconcile(judge)
+  /**
+   * Look at the folder: notice it appearing, vanishing, being replaced or turning unsafe, and re-read it when
+   * asked or when it changed. False while it is unsafe: then nothing is read, so the snapshot stays as it was.
+   */
+  #checkFolder(judge: Judge, reread: boolean): boolean {
+    const stat = lstatSync(this.dir, { throwIfNoEntry: false })
+    const problem = stat ? dirProblem(this.dir) : null
+    if (problem) {
+      // Entries from a folder others can write could make us report (and tools act on) planted owners;
+      // its vanished entries prove nothing either, so no downs: the snapshot is frozen until it is safe.
+      if (!this.#unsafe) {
+        this.#unsafe = true
+        this.#attach()
+        this.#fail(new RegistryError('E_UNSAFE_DIR', `Registry folder ${this.dir} ${problem}; the watcher reports nothing from it until then.`, { dir: this.dir }))
+      }
+      return false
+    }
+    const ino = stat?.ino
+    // Another folder in its place: none of the old file identities carry over.
+    if (ino !== this.#dirIno) this.#listing.clear()
+    if (this.#unsafe || ino !== this.#dirIno || (ino === undefined && !this.#polling && this.#watchedPath !== nearestExisting(this.dir))) {
+      this.#unsafe = false
+      this.#dirIno = ino
+      this.#attach()
+      reread = true
+    }
+    if (reread) this.#reconcile(judge)
+    return true
   }
 
-  #legacyFileOf(id: string): Set<string> {
-    let files = this.#legacyFiles.get(id)
-    if (!files) this.#legacyFiles.set(id, (files = new Set()))
-    return files
-  }
-
-  /** Re-read the folder listing: every id that appeared or vanished is refreshed (and, polling, every changed file). */
+  /** Re-read the folder listing at once: every id whose files appeared, vanished or changed identity is refreshed. */
   #reconcile(judge: Judge): void {
-    let names: string[] = []
-    if (this.#dirIno !== undefined) {
-      try {
-        names = readdirSync(this.dir)
-      } catch (error) {
-        if (!isErrno(error, 'ENOENT', 'ENOTDIR')) throw error
-      }
-    }
-    const seen = new Set<string>()
-    const changed = new Set<string>()
-    const legacy = new Map<string, Set<string>>()
-    for (const name of names) {
-      const match = ENTRY_NAME.exec(name)
-      if (!match) continue
-      const id = match[1] as string
-      seen.add(id)
-      if (match[2] !== undefined) (legacy.get(id) ?? legacy.set(id, new Set()).get(id))?.add(name)
-      if (this.#polling && this.#ready) {
-        const stat = lstatSync(join(this.dir, name), { throwIfNoEntry: false })
-        const signature = stat ? `${stat.mtimeMs}:${stat.size}:${stat.ino}` : ''
-        if (this.#signatures.get(name) !== signature) changed.add(id)
-        this.#signatures.set(name, signature)
-      }
-    }
-    this.#legacyFiles.clear()
-    for (const [id, files] of legacy) this.#legacyFiles.set(id, files)
-    for (const id of seen) if (!this.#snapshot.has(id) || changed.has(id)) this.#refresh(id, judge)
-    for (const id of [...this.#snapshot.keys()]) if (!seen.has(id)) this.#refresh(id, judge)
-    if (this.#polling && !this.#ready) {
-      for (const name of names) {
-        const stat = ENTRY_NAME.test(name) ? lstatSync(join(this.dir, name), { throwIfNoEntry: false }) : undefined
-        if (stat) this.#signatures.set(name, `${stat.mtimeMs}:${stat.size}:${stat.ino}`)
-      }
+    for (const _ of this.#compare(judge));
+  }
+
+  /**
+   * Refresh every workspace whose files appeared, vanished or changed identity since the last look. Lost file
+   * events (an inotify overflow) hide rewrites, so the sweep runs this whether events come or not; it yields
+   * every {@link SWEEP_CHUNK} files, and the sweep pauses there so file events are never held up long.
+   */
+  *#compare(judge: Judge): Generator<void, void> {
+    const changed = yield* this.#listing.look(this.#dirIno === undefined ? undefined : this.dir, this.#snapshot.keys(), SWEEP_CHUNK)
+    let refreshed = 0
+    for (const id of changed) {
+      this.#refresh(id, judge)
+      if (++refreshed % SWEEP_CHUNK === 0) yield
     }
   }
 
@@ -270,15 +283,24 @@ export class RegistryWatcher extends EventEmitter<RegistryWatcherEvents> impleme
   #refresh(id: string, judge: Judge): void {
     if (this.#closed) return
     const candidates: Candidate[] = []
-    const files = this.#dirIno === undefined ? [] : [`${id}.json`, ...(this.#legacyFiles.get(id) ?? [])]
+    const files = this.#dirIno === undefined ? [] : this.#listing.filesOf(id)
     for (const file of files) {
       const legacy = file.length !== 21
-      const read = readEntryFile(join(this.dir, file))
-      if (read.kind !== 'ok') {
-        // A vanished file is an expected race; corrupt files are skipped, as list() does.
-        if (read.kind === 'missing' && legacy) this.#legacyFiles.get(id)?.delete(file)
+      const path = join(this.dir, file)
+      // The identity is taken before the read, so a rewrite after it shows as a change at the next look.
+      const identity = fileIdentity(path)
+      const read: FileRead = identity === undefined ? { kind: 'missing' } : readEntryFile(path)
+      if (read.kind === 'missing') {
+        this.#listing.note(id, file, undefined) // an expected race
         continue
       }
+      if (read.kind !== 'ok' && read.kind !== 'corrupt') {
+        // Unreadable (EMFILE, EACCES, EIO) says nothing about the workspace: keep what is known, retry at the next look.
+        this.#listing.doubt(file)
+        return
+      }
+      this.#listing.note(id, file, identity)
+      if (read.kind === 'corrupt') continue // skipped, as list() does
       const parsed = parseEntry(read.bytes.toString('utf8'), id, { legacy, localHost: judge.host })
       if (!parsed.ok) continue
       candidates.push({ file, legacy, bytes: read.bytes, entry: parsed.entry, mtimeMs: read.mtimeMs, verdict: judge.judge(parsed.entry, read.mtimeMs) })
@@ -300,13 +322,19 @@ export class RegistryWatcher extends EventEmitter<RegistryWatcherEvents> impleme
     }
   }
 
-  /** The periodic pass: the folder's existence, missed file events (or, polling, all changes), and every owner's liveness. */
+  /** The periodic pass: the folder's existence and safety, every entry file's identity (lost or no events), and every owner's liveness. */
   async #sweep(): Promise<void> {
     if (this.#sweeping || this.#closed) return
     this.#sweeping = true
     try {
       const judge = new Judge(this.#marker)
-      this.#checkFolder(judge)
+      if (!this.#checkFolder(judge, false)) return
+      const folder = this.#dirIno
+      for (const _ of this.#compare(judge)) {
+        await new Promise<void>((resolve) => setImmediate(resolve))
+        // Closed, replaced or unsafe meanwhile: that look re-read the folder, and this pass is stale.
+        if (this.#closed || this.#unsafe || this.#dirIno !== folder) return
+      }
       const ids = [...this.#snapshot.keys()]
       for (let start = 0; start < ids.length; start += SWEEP_CHUNK) {
         if (start > 0) {
@@ -325,13 +353,17 @@ export class RegistryWatcher extends EventEmitter<RegistryWatcherEvents> impleme
     } catch (error) {
       this.#fail(error)
     } finally {
+      this.#sweeps++
       this.#sweeping = false
     }
   }
 
   #fail(error: unknown): void {
     if (this.#closed) return
-    this.emit('error', error instanceof Error ? error : new Error(String(error)))
+    const failure = error instanceof Error ? error : new Error(String(error))
+    // emit('error') with no listener throws, out of a timer: that would crash the host. Monitors still see it.
+    if (this.listenerCount('error') > 0) this.emit('error', failure)
+    else (this as EventEmitter).emit(errorMonitor, failure)
   }
 }
 

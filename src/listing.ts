@@ -1,0 +1,105 @@
+import { lstatSync, readdirSync } from 'node:fs'
+import { join } from 'node:path'
+import { isErrno } from './errors.js'
+import { ENTRY_NAME } from './paths.js'
+
+/**
+ * The entry files of a registry folder as last seen, each with its identity (inode, size, mtime, ctime), so a
+ * look finds every rewrite without reading a file, whether or not a file event told of it. It holds only files
+ * present at the last look: memory follows the live entries, not every workspace ever seen.
+ */
+export class Listing {
+  #files = new Map<string, string>()
+  /** Legacy file names by id; only ids that have some. */
+  #legacy = new Map<string, Set<string>>()
+
+  /** How many files and legacy ids are remembered. */
+  get size(): { files: number; legacy: number } {
+    return { files: this.#files.size, legacy: this.#legacy.size }
+  }
+
+  /** The files that may speak for a workspace: its entry file, then its legacy files. */
+  filesOf(id: string): string[] {
+    return [`${id}.json`, ...(this.#legacy.get(id) ?? [])]
+  }
+
+  /** A file event named a legacy file of `id`. */
+  addLegacy(id: string, file: string): void {
+    const files = this.#legacy.get(id)
+    if (files) files.add(file)
+    else this.#legacy.set(id, new Set([file]))
+  }
+
+  /** Remember the identity of a file just read, or forget a file found gone (undefined). */
+  note(id: string, file: string, identity: string | undefined): void {
+    if (identity !== undefined) {
+      this.#files.set(file, identity)
+      return
+    }
+    this.#files.delete(file)
+    const legacy = this.#legacy.get(id)
+    if (legacy?.delete(file) && legacy.size === 0) this.#legacy.delete(id)
+  }
+
+  /** Forget a file's identity only (it could not be read): the next look reads it again. */
+  doubt(file: string): void {
+    this.#files.delete(file)
+  }
+
+  /** Forget every identity (another folder took this one's place). */
+  clear(): void {
+    this.#files.clear()
+  }
+
+  /**
+   * Look at every entry file in `dir` (none when `dir` is undefined) and return the ids whose files appeared,
+   * vanished or changed identity, plus those of `tracked` with no file left. Yields every `slice` files so a
+   * caller can pause there.
+   */
+  *look(dir: string | undefined, tracked: Iterable<string>, slice: number): Generator<void, Set<string>> {
+    let names: string[] = []
+    if (dir !== undefined) {
+      try {
+        names = readdirSync(dir)
+      } catch (error) {
+        if (!isErrno(error, 'ENOENT', 'ENOTDIR')) throw error
+      }
+    }
+    const files = new Map<string, string>()
+    const legacy = new Map<string, Set<string>>()
+    const changed = new Set<string>()
+    const see = (name: string): void => {
+      const match = ENTRY_NAME.exec(name)
+      if (!match || files.has(name)) return
+      const id = match[1] as string
+      const identity = dir === undefined ? undefined : fileIdentity(join(dir, name))
+      if (identity !== this.#files.get(name)) changed.add(id)
+      if (identity === undefined) return
+      files.set(name, identity)
+      if (match[2] !== undefined) (legacy.get(id) ?? legacy.set(id, new Set()).get(id))?.add(name)
+    }
+    let seen = 0
+    for (const name of names) {
+      see(name)
+      if (++seen % slice === 0) yield
+    }
+    // Files known but not listed vanished, or were created after the listing (while the caller paused): look again.
+    for (const name of this.#files.keys()) see(name)
+    for (const id of tracked) if (!files.has(`${id}.json`) && !legacy.has(id)) changed.add(id)
+    this.#files = files
+    this.#legacy = legacy
+    return changed
+  }
+}
+
+/** What identifies one version of a file without reading it (a rewrite is a rename: a new inode), or undefined when it is gone. */
+export function fileIdentity(path: string): string | undefined {
+  try {
+    // Plain numbers (no BigInt per field): mtime and ctime in ms keep sub-microsecond digits, beyond the kernel's tick.
+    const stat = lstatSync(path, { throwIfNoEntry: false })
+    return stat && `${stat.ino}:${stat.size}:${stat.mtimeMs}:${stat.ctimeMs}`
+  } catch (error) {
+    if (isErrno(error, 'ENOTDIR')) return undefined
+    throw error
+  }
+}
