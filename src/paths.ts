@@ -1,7 +1,7 @@
 import { hash } from 'node:crypto'
 import { existsSync, readlinkSync, realpathSync } from 'node:fs'
 import { homedir } from 'node:os'
-import { basename, dirname, isAbsolute, join, resolve, sep } from 'node:path'
+import { isAbsolute, join, parse, resolve, sep } from 'node:path'
 import { RegistryError } from './errors.js'
 
 /** Exact names the registry reads: `<id>.json` and the legacy `<id>-<pid>.json`. */
@@ -49,17 +49,31 @@ export function realPath(absolute: string): string {
 
 /** The longest prefix of `path` that resolves (as its real path) and the names after it. */
 function existingPrefix(path: string): { real: string; rest: string[] } {
-  const rest: string[] = []
-  for (let prefix = path; ; ) {
+  try {
+    return { real: realpathSync.native(path), rest: [] }
+  } catch {
+    // Missing somewhere: find where below.
+  }
+  const root = parse(path).root
+  const names = path.slice(root.length).split(sep).filter((name) => name !== '')
+  const prefix = (count: number): string => join(root, ...names.slice(0, count))
+  // Prefixes resolve up to a point and never after it (the path is already free of `..`), so a binary search
+  // finds the point in a few lookups: walking up one name at a time costs minutes on a deep missing path.
+  let low = 0
+  let high = names.length - 1
+  while (low < high) {
+    const middle = Math.ceil((low + high) / 2)
+    if (existsSync(prefix(middle))) low = middle
+    else high = middle - 1
+  }
+  for (let count = low; count > 0; count--) {
     try {
-      return { real: realpathSync.native(prefix), rest }
+      return { real: realpathSync.native(prefix(count)), rest: names.slice(count) }
     } catch {
-      const parent = dirname(prefix)
-      if (parent === prefix) return { real: prefix, rest }
-      rest.unshift(basename(prefix))
-      prefix = parent
+      // Changed since the search (or a link we may not read): one name up.
     }
   }
+  return { real: root, rest: names }
 }
 
 function linkTarget(path: string): string | null {

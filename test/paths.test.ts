@@ -64,6 +64,12 @@ describe('workspaceId', () => {
     expect(canonicalCwd(`${root}/missing/../other/`)).toBe(join(root, 'other'))
   })
 
+  it('finds the existing prefix of a path with 50,000 missing names in a few lookups, not one per name', () => {
+    const root = tempDir()
+    const deep = root + '/x'.repeat(50_000)
+    expect(canonicalCwd(deep)).toBe(deep)
+  })
+
   it('refuses an empty path and NUL bytes with E_INVALID', () => {
     expect(() => canonicalCwd('')).toThrow(RegistryError)
     expect(() => workspaceId('/a\0b')).toThrow(/NUL/)
