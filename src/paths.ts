@@ -103,7 +103,7 @@ export function recordableCwd(cwd: string): string {
   const canonical = canonicalCwd(cwd)
   const bytes = Buffer.byteLength(canonical)
   if (bytes > MAX_CWD_BYTES) {
-    throw new RegistryError('E_INVALID', `Workspace path ${canonical.slice(0, 60)}… is ${bytes} bytes long: the limit is ${MAX_CWD_BYTES} UTF-8 bytes; use a shorter path (or a symlink to it).`)
+    throw new RegistryError('E_INVALID', `Workspace path ${canonical.slice(0, 60)}… is ${bytes} bytes long: the limit is ${MAX_CWD_BYTES} UTF-8 bytes; move the workspace to a shorter path.`)
   }
   // A U+FFFD that exists on disk is a real character; one that does not may stand for bytes we never saw.
   if (mayBeLossy(canonical) && !existsSync(canonical)) {
