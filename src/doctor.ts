@@ -118,6 +118,7 @@ const UNJUDGEABLE: Record<string, string> = {
   'foreign-host': 'written on another machine',
   'foreign-pid-namespace': 'written from another PID namespace, such as a container',
   'identity-unreadable': 'the process exists but its identity cannot be read',
+  'cwd-unverifiable': 'its cwd holds bytes that were not UTF-8, so its absence proves nothing',
 }
 
 function quarantineFindings(dir: string): Finding[] {

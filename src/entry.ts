@@ -1,6 +1,6 @@
 import { isUtf8 } from 'node:buffer'
 import { basename, isAbsolute } from 'node:path'
-import { idOfCanonical } from './paths.js'
+import { MAX_CWD_BYTES, idOfCanonical } from './paths.js'
 
 /** One workspace as recorded on disk (schema version 1). */
 export interface Entry {
@@ -83,9 +83,11 @@ function validateEntry(value: unknown, expectedId: string, options: { legacy?: b
     return { ok: false, problem: 'version is not a positive integer' }
   }
   if (v.version === undefined && !options.legacy) return { ok: false, problem: 'version is missing' }
-  if (typeof v.cwd !== 'string' || !isAbsolute(v.cwd) || v.cwd.includes('\0') || v.cwd.length > 4096) {
+  if (typeof v.cwd !== 'string' || !isAbsolute(v.cwd) || v.cwd.includes('\0')) {
     return { ok: false, problem: 'cwd is not an absolute path' }
   }
+  // The limit write() enforces, in the same unit (UTF-8 bytes), so no reader rejects what a writer accepted.
+  if (Buffer.byteLength(v.cwd) > MAX_CWD_BYTES) return { ok: false, problem: `cwd is longer than ${MAX_CWD_BYTES} bytes` }
   const id = idOfCanonical(v.cwd)
   if (id !== expectedId) return { ok: false, problem: `file name says ${expectedId} but cwd hashes to ${id}` }
   if (v.id !== undefined && v.id !== id) return { ok: false, problem: 'id does not match cwd' }

@@ -1,11 +1,10 @@
 import { createHash } from 'node:crypto'
-import { realpathSync } from 'node:fs'
 import type { Server } from 'node:net'
 import { userInfo } from 'node:os'
 import { join } from 'node:path'
 import { RegistryError, isErrno } from './errors.js'
 import { hostName, inspectProcess } from './identity.js'
-import { canonicalCwd, idOfCanonical } from './paths.js'
+import { canonicalCwd, idOfCanonical, realPath } from './paths.js'
 import { compareAndDelete, ensureDir, readEntryFile, writeAtomic } from './store.js'
 
 /** Who holds a workspace lock, as far as its side file tells. */
@@ -42,14 +41,6 @@ export const LOCK_TEMP_NAME = /^[0-9a-f]{16}\.lock\..+$/
 
 const MAX_BACKOFF_MS = 250
 
-function realDir(dir: string): string {
-  try {
-    return realpathSync.native(dir)
-  } catch {
-    return dir
-  }
-}
-
 /**
  * The kernel object that is the lock of workspace `id` in registry `dir`, or null when this platform has none.
  * Linux: an abstract-namespace unix socket (freed by the kernel when its last descriptor closes, even on SIGKILL).
@@ -57,7 +48,8 @@ function realDir(dir: string): string {
  * Windows: a named pipe, which the kernel likewise frees with its process.
  */
 function lockAddress(dir: string, id: string): string | null {
-  const key = createHash('sha256').update(`${realDir(dir)}\0${id}`).digest('hex').slice(0, 32)
+  // The folder is resolved like a cwd, so a registry folder under a symlinked parent has one address before and after it exists.
+  const key = createHash('sha256').update(`${realPath(dir)}\0${id}`).digest('hex').slice(0, 32)
   if (process.platform === 'linux') return `\0wsreg-lock/${process.getuid?.() ?? 0}/${key}`
   if (process.platform === 'win32') {
     const user = createHash('sha256').update(userInfo().username).digest('hex').slice(0, 8)
@@ -81,6 +73,9 @@ async function bind(address: string): Promise<Server | null> {
   })
 }
 
+// Waits run on the monotonic clock: a wall-clock step (NTP, a suspended VM, an admin) neither stalls nor cuts them short.
+const monotonicMs = (): number => performance.now()
+
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms))
 }
@@ -100,11 +95,11 @@ export async function acquireLock(dir: string, cwd: string, options: LockOptions
       `Workspace locks need an abstract unix socket (Linux) or a named pipe (Windows); ${process.platform} has neither, and a lock file would need a staleness guess. See docs/decisions.md.`,
     )
   }
-  const deadline = Date.now() + waitMs
+  const deadline = monotonicMs() + waitMs
   for (let delay = 5; ; delay = Math.min(delay * 2, MAX_BACKOFF_MS)) {
     const server = await bind(address)
     if (server) return hold(server, dir, id)
-    const remaining = deadline - Date.now()
+    const remaining = deadline - monotonicMs()
     if (remaining <= 0) {
       const holder = await holderOf(dir, id)
       const by = holder ? ` by pid ${holder.pid}${holder.pid === process.pid ? ' (this process)' : ''} on ${holder.host} since ${holder.since}` : ''
@@ -122,10 +117,10 @@ export async function acquireLock(dir: string, cwd: string, options: LockOptions
 const SIDE_FILE_PATIENCE_MS = 100
 
 async function holderOf(dir: string, id: string): Promise<LockHolder | undefined> {
-  const deadline = Date.now() + SIDE_FILE_PATIENCE_MS
+  const deadline = monotonicMs() + SIDE_FILE_PATIENCE_MS
   for (;;) {
     const holder = lockHolder(dir, id)
-    if (holder || Date.now() >= deadline) return holder
+    if (holder || monotonicMs() >= deadline) return holder
     await sleep(5)
   }
 }

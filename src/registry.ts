@@ -4,7 +4,7 @@ import { RegistryError } from './errors.js'
 import { probeUrls, type Health } from './health.js'
 import { captureIdentity, inspectProcess } from './identity.js'
 import type { Candidate } from './legacy.js'
-import { ID_PATTERN, absoluteDir, canonicalCwd, defaultRegistryDir, idOfCanonical } from './paths.js'
+import { ID_PATTERN, absoluteDir, canonicalCwd, defaultRegistryDir, idOfCanonical, recordableCwd } from './paths.js'
 import type { Status, StatusReason } from './status.js'
 import { claimWorkspace, type Claim, type ClaimInput } from './claim.js'
 import { acquireLock, type LockOptions } from './lock.js'
@@ -128,7 +128,7 @@ export class Registry {
   /** Record a workspace (last writer wins). Keeps `startedAt` when the same process rewrites its own entry. */
   async write(input: WriteInput): Promise<Entry> {
     checkInput(input)
-    const cwd = canonicalCwd(input.cwd)
+    const cwd = recordableCwd(input.cwd)
     const pid = input.pid ?? process.pid
     const previous = this.#folder.readCanonical(idOfCanonical(cwd))?.entry
     const entry = this.#compose(cwd, pid, input, previous)
@@ -186,7 +186,7 @@ export class Registry {
 
   /** Register `cwd` as idle (pid 0), unless a running owner is recorded: then that entry is returned untouched. */
   async register(cwd: string, name?: string): Promise<Entry> {
-    const canonical = canonicalCwd(cwd)
+    const canonical = recordableCwd(cwd)
     const id = idOfCanonical(canonical)
     for (let attempt = 0; attempt < 16; attempt++) {
       const current = this.#folder.resolve(id, { prune: true })

@@ -4,6 +4,7 @@ import { join, sep } from 'node:path'
 import type { Entry } from './entry.js'
 import { isErrno } from './errors.js'
 import { hostName, inspectProcess, platform, type ProcessProbe } from './identity.js'
+import { mayBeLossy } from './paths.js'
 
 /** The one classification of an entry (DESIGN.md §2). */
 export type Status = 'idle' | 'alive' | 'orphan' | 'dead' | 'gone' | 'unknown'
@@ -20,6 +21,7 @@ export type StatusReason =
   | 'foreign-host'
   | 'foreign-pid-namespace'
   | 'identity-unreadable'
+  | 'cwd-unverifiable'
 
 /** A status and its reason. */
 export interface Verdict {
@@ -74,7 +76,10 @@ export class Judge {
   workspaceMissing(cwd: string): StatusReason | null {
     // `<cwd>/.` resolves only through a directory: one access() call, no Stats object per entry. A "no" may be
     // a folder we cannot search, so it is confirmed by stat (which also maps ENOTDIR/ENAMETOOLONG to missing).
-    if (!existsSync(cwd + sep + '.') && exists(cwd, true) === false) return 'cwd-missing'
+    if (!existsSync(cwd + sep + '.') && exists(cwd, true) === false) {
+      // A name that may have lost bytes in decoding (an older writer's record) is absent only as spelled: no proof.
+      return mayBeLossy(cwd) ? 'cwd-unverifiable' : 'cwd-missing'
+    }
     if (this.trashDirs.some((trash) => cwd.startsWith(trash))) return 'in-trash'
     if (this.marker && exists(join(cwd, this.marker), false) === false) return 'marker-missing'
     return null
@@ -88,6 +93,7 @@ export class Judge {
     }
     if (entry.pid === 0) {
       const missing = this.workspaceMissing(entry.cwd)
+      if (missing === 'cwd-unverifiable') return { status: 'unknown', reason: missing }
       return missing ? { status: 'gone', reason: missing } : IDLE
     }
     if (entry.bootId && this.bootId && entry.bootId !== this.bootId) return { status: 'dead', reason: 'rebooted' }
@@ -103,6 +109,7 @@ export class Judge {
       if (probe.startedAtMs > written + LEGACY_START_SLACK_MS) return { status: 'dead', reason: 'pid-reused' }
     }
     const missing = this.workspaceMissing(entry.cwd)
+    if (missing === 'cwd-unverifiable') return { status: 'unknown', reason: missing }
     return missing ? { status: 'orphan', reason: missing } : ALIVE
   }
 }

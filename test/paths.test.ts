@@ -29,6 +29,47 @@ describe('workspaceId', () => {
     expect(canonicalCwd('/')).toBe('/')
   })
 
+  it('resolves a missing path through its longest existing prefix: one id before and after the folder is created', () => {
+    const root = tempDir()
+    mkdirSync(join(root, 'real'))
+    symlinkSync(join(root, 'real'), join(root, 'link'))
+    const typed = join(root, 'link', 'clone', 'sub')
+    expect(canonicalCwd(typed)).toBe(join(root, 'real', 'clone', 'sub'))
+    const before = workspaceId(typed)
+    mkdirSync(join(root, 'real', 'clone', 'sub'), { recursive: true })
+    expect(workspaceId(typed)).toBe(before)
+    expect(workspaceId(join(root, 'real', 'clone', 'sub'))).toBe(before)
+  })
+
+  it('follows a dangling symlink, so it names its target before the target is created', () => {
+    const root = tempDir()
+    symlinkSync(join(root, 'later'), join(root, 'dangling'))
+    symlinkSync('later', join(root, 'relative'))
+    expect(canonicalCwd(join(root, 'dangling', 'x'))).toBe(join(root, 'later', 'x'))
+    expect(canonicalCwd(join(root, 'relative'))).toBe(join(root, 'later'))
+    const before = workspaceId(join(root, 'dangling'))
+    mkdirSync(join(root, 'later'))
+    expect(workspaceId(join(root, 'dangling'))).toBe(before)
+  })
+
+  it('keeps a symlink loop lexical instead of following it forever', () => {
+    const root = tempDir()
+    symlinkSync(join(root, 'b'), join(root, 'a'))
+    symlinkSync(join(root, 'a'), join(root, 'b'))
+    expect(canonicalCwd(join(root, 'a', 'x'))).toMatch(/\/[ab]\/x$/)
+  })
+
+  it('applies .. lexically to the missing rest, like path.resolve', () => {
+    const root = tempDir()
+    expect(canonicalCwd(`${root}/missing/../other/`)).toBe(join(root, 'other'))
+  })
+
+  it('finds the existing prefix of a path with 50,000 missing names in a few lookups, not one per name', () => {
+    const root = tempDir()
+    const deep = root + '/x'.repeat(50_000)
+    expect(canonicalCwd(deep)).toBe(deep)
+  })
+
   it('refuses an empty path and NUL bytes with E_INVALID', () => {
     expect(() => canonicalCwd('')).toThrow(RegistryError)
     expect(() => workspaceId('/a\0b')).toThrow(/NUL/)
