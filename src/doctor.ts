@@ -117,6 +117,8 @@ const UNJUDGEABLE: Record<string, string> = {
   'foreign-host': 'written on another machine',
   'foreign-pid-namespace': 'written from another PID namespace, such as a container',
   'identity-unreadable': 'the process exists but its identity cannot be read',
+  'foreign-time-namespace': 'written from another time namespace whose clock offset cannot be read',
+  'clock-skew': 'a legacy entry dated in the future, so its owner cannot be told from a later process',
 }
 
 function quarantineFindings(dir: string): Finding[] {
