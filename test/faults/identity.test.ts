@@ -180,6 +180,26 @@ describe('legacy entries whose timestamps lie', () => {
   })
 })
 
+describe('reap compares the recorded identity before every signal', () => {
+  it('reap stops an owner in a shifted time namespace: its recorded start is compared through the offsets' + missing('unshare -T'), async () => {
+    const { dir, ws } = sandbox()
+    const { child } = await ownerBehind(TIME_NS, dir, ws)
+    expect(await new Registry({ dir }).reap(ws, { graceMs: 5000 })).toMatchObject({ outcome: 'terminated', removed: true })
+    expect(await exited(child)).toMatchObject({ signal: 'SIGTERM' })
+  })
+
+  it('a pid reused during the grace is never sent SIGKILL (the stranger took the owner\'s pid after SIGTERM)' + missing('unshare -p'), async () => {
+    const { dir, ws } = sandbox()
+    // Inside a fresh PID namespace the next pid can be chosen (ns_last_pid), so the reuse is real, not mocked.
+    const { stdout, stderr } = await runBehind(['unshare', '-p', '-f', '--kill-child', '--mount-proc'], OP, ['reuse', dir, ws])
+    expect(stderr).toBe('')
+    const report = JSON.parse(stdout) as { result: { outcome: string }; reused: boolean; strangerAlive: boolean }
+    expect(report.reused).toBe(true)
+    expect(report.result.outcome).toBe('terminated')
+    expect(report.strangerAlive).toBe(true)
+  }, 20_000)
+})
+
 describe('a stepped wall clock', () => {
   it('reap\'s grace runs on a monotonic clock: stepping the clock back a day mid-grace still ends in SIGKILL' + missing('faketime'), async () => {
     const { dir, ws } = sandbox()
