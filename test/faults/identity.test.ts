@@ -29,7 +29,7 @@ async function ownerBehind(prefix: string[], dir: string, cwd: string): Promise<
   const [command, ...rest] = [...prefix, process.execPath, OP, 'own', dir, cwd]
   const child = track(spawn(command as string, rest, { stdio: ['ignore', 'pipe', 'inherit'] }))
   const out = stdoutOf(child)
-  const line = await waitFor(() => out().split('\n')[0] && out().includes('\n') && out().split('\n')[0], 10_000, 'the owner to write its entry')
+  const line = await waitFor(() => (out().includes('\n') ? out().split('\n')[0] : undefined), 10_000, 'the owner to write its entry')
   return { child, entry: JSON.parse(line) as Record<string, unknown> }
 }
 
