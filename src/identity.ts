@@ -11,6 +11,8 @@ export interface ProcessProbe {
   startTime: string | null
   /** Wall-clock start in ms since the epoch, when known; judges legacy entries that recorded no start identity. */
   startedAtMs: number | null
+  /** Why a `hidden` process's identity cannot be read, when it is not a plain read error: `no-proc` (no usable /proc here). */
+  hiddenBecause?: 'no-proc'
 }
 
 /** The platform seam: everything the registry needs to know about processes and the machine. */
@@ -31,6 +33,7 @@ export interface Platform {
 
 const GONE: ProcessProbe = { state: 'gone', startTime: null, startedAtMs: null }
 const HIDDEN: ProcessProbe = { state: 'hidden', startTime: null, startedAtMs: null }
+const NO_PROC: ProcessProbe = { state: 'hidden', startTime: null, startedAtMs: null, hiddenBecause: 'no-proc' }
 
 /** kill(pid, 0): only ESRCH proves the process gone; EPERM means it exists but belongs to someone else. */
 function signalProbe(pid: number): 'exists' | 'gone' | 'unknown' {
@@ -44,8 +47,8 @@ function signalProbe(pid: number): 'exists' | 'gone' | 'unknown' {
 }
 
 /** What kill(pid, 0) alone can say: gone on ESRCH, otherwise a process whose identity we cannot read. */
-function probeBySignal(pid: number): ProcessProbe {
-  return signalProbe(pid) === 'gone' ? GONE : HIDDEN
+function probeBySignal(pid: number, hidden = HIDDEN): ProcessProbe {
+  return signalProbe(pid) === 'gone' ? GONE : hidden
 }
 
 function once<T>(compute: () => T): () => T {
@@ -118,7 +121,7 @@ export function createLinuxPlatform(): Platform {
   })
 
   function inspect(pid: number): ProcessProbe {
-    if (!procShowsOurPids()) return probeBySignal(pid)
+    if (!procShowsOurPids()) return probeBySignal(pid, NO_PROC)
     let text: string
     try {
       const fd = openSync(`/proc/${pid}/stat`, 'r')

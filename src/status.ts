@@ -20,6 +20,7 @@ export type StatusReason =
   | 'foreign-host'
   | 'foreign-pid-namespace'
   | 'identity-unreadable'
+  | 'no-proc'
   | 'foreign-time-namespace'
   | 'clock-skew'
 
@@ -96,7 +97,7 @@ export class Judge {
     const probe = this.probe(entry.pid)
     if (probe.state === 'gone') return { status: 'dead', reason: 'exited' }
     if (probe.state === 'zombie') return { status: 'dead', reason: 'zombie' }
-    if (probe.state === 'hidden') return { status: 'unknown', reason: 'identity-unreadable' }
+    if (probe.state === 'hidden') return { status: 'unknown', reason: probe.hiddenBecause === 'no-proc' ? 'no-proc' : 'identity-unreadable' }
     if (entry.pidStartTime !== null) {
       if (probe.startTime === null) return { status: 'unknown', reason: 'identity-unreadable' }
       const same = platform.sameStart(entry.pid, entry.pidStartTime, entry.timeNamespace, probe.startTime)

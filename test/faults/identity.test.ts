@@ -59,7 +59,7 @@ describe('no /proc', () => {
     await writeDeadEntry(registry, deadCwd)
 
     const rows = await listBehind(NO_PROC, dir)
-    expect(rows).toEqual([{ cwd: ws, pid: owner.pid, status: 'unknown', reason: 'identity-unreadable' }])
+    expect(rows).toEqual([{ cwd: ws, pid: owner.pid, status: 'unknown', reason: 'no-proc' }])
     // kill(pid, 0) answering ESRCH is proof even without /proc: the dead entry went, the live one stayed.
     expect((await registry.list()).map((entry) => entry.cwd)).toEqual([ws])
   })
@@ -90,7 +90,9 @@ describe('another PID namespace', () => {
     const { entry } = await ownerBehind(['unshare', '-p', '-f', '--kill-child'], dir, ws)
     expect(entry.pid).toBe(1)
     expect(entry.pidStartTime).toBeNull()
-    expect((await new Registry({ dir }).listInfo())[0]).toMatchObject({ cwd: ws, status: 'unknown' })
+    // Outside, and from a sibling namespace, it is another PID namespace's entry: kept, never judged.
+    expect((await new Registry({ dir }).listInfo())[0]).toMatchObject({ cwd: ws, status: 'unknown', reason: 'foreign-pid-namespace' })
+    expect(await listBehind(['unshare', '-p', '-f', '--kill-child'], dir)).toMatchObject([{ cwd: ws, status: 'unknown' }])
   })
 })
 
