@@ -90,38 +90,40 @@ export function parseProcStat(text: string): { state: string; startTicks: string
   return { state, startTicks }
 }
 
+// /proc describes our processes only when it is mounted and is the procfs of our own PID namespace (`/proc/self`
+// names our pid): in a chroot, a sandbox or `unshare -p` without a fresh /proc, /proc/<pid> is absent or another
+// namespace's process, so it proves nothing and kill(pid, 0) decides.
+const procIsOurs = once(() => {
+  try {
+    return readlinkSync('/proc/self') === String(process.pid) && readText('/proc/self/stat') !== null
+  } catch {
+    return false
+  }
+})
+
+// With hidepid, /proc hides other users' processes: a missing /proc entry then proves nothing.
+const procHidesPids = once(() => {
+  const mounts = readText('/proc/self/mountinfo') ?? ''
+  return mounts.split('\n').some((line) => / \/proc /.test(line) && /hidepid=(?!0|off)/.test(line))
+})
+
 /** Linux: start ticks from /proc/<pid>/stat, boot id, PID namespace. */
 export function createLinuxPlatform(): Platform {
   const bootTimeMs = once(() => {
     const match = /^btime (\d+)$/m.exec(readText('/proc/stat') ?? '')
     return match ? Number(match[1]) * 1000 : null
   })
-  // With hidepid, /proc hides other users' processes: a missing /proc entry then proves nothing.
-  const procHidesPids = once(() => {
-    const mounts = readText('/proc/self/mountinfo') ?? ''
-    return mounts.split('\n').some((line) => / \/proc /.test(line) && /hidepid=(?!0|off)/.test(line))
-  })
-  // A missing /proc/<pid> proves an exit only when /proc is mounted, is the procfs of our own PID namespace
-  // (`/proc/self` names our pid) and hides no pids; in a chroot, a sandbox or `unshare -p` without a fresh
-  // /proc it proves nothing (and another namespace's /proc/<pid> is another process), so kill(pid, 0) decides.
-  const procShowsOurPids = once(() => {
-    try {
-      return readlinkSync('/proc/self') === String(process.pid) && readText('/proc/self/stat') !== null && !procHidesPids()
-    } catch {
-      return false
-    }
-  })
   const bootId = once(() => readText('/proc/sys/kernel/random/boot_id')?.trim() || null)
   const pidNamespace = once(() => namespaceOf('/proc/self/ns/pid'))
   const timeNamespace = once(() => namespaceOf('/proc/self/ns/time'))
   const ownBoottimeOffset = once((): bigint | null => {
     const here = timeNamespace()
-    if (here === null) return procShowsOurPids() ? 0n : null // kernels before 5.6 have no time namespaces
+    if (here === null) return procIsOurs() ? 0n : null // kernels before 5.6 have no time namespaces
     return boottimeOffset('self', here)
   })
 
   function inspect(pid: number): ProcessProbe {
-    if (!procShowsOurPids()) return probeBySignal(pid, NO_PROC)
+    if (!procIsOurs()) return probeBySignal(pid, NO_PROC)
     let text: string
     try {
       const fd = openSync(`/proc/${pid}/stat`, 'r')
@@ -131,7 +133,7 @@ export function createLinuxPlatform(): Platform {
         closeSync(fd)
       }
     } catch (error) {
-      if (isErrno(error, 'ENOENT', 'ESRCH')) return GONE
+      if (isErrno(error, 'ENOENT', 'ESRCH') && !procHidesPids()) return GONE
       return probeBySignal(pid)
     }
     const stat = parseProcStat(text)
@@ -247,6 +249,7 @@ export function hostName(): string {
 export function processGroup(pid: number): number | null {
   if (!Number.isSafeInteger(pid) || pid <= 0) return null
   if (process.platform === 'linux') {
+    if (!procIsOurs()) return null
     const text = readText(`/proc/${pid}/stat`)
     const close = text?.lastIndexOf(')') ?? -1
     if (!text || close < 0) return null
@@ -265,7 +268,8 @@ export function processGroup(pid: number): number | null {
  * init that never reaps (common in containers) would keep a dead group "alive" forever, so Linux scans /proc.
  */
 export function groupAlive(pgid: number): boolean {
-  if (process.platform === 'linux') {
+  // A /proc that is not ours, or hides pids, cannot show every member: then only kill() can answer.
+  if (process.platform === 'linux' && procIsOurs() && !procHidesPids()) {
     let names: string[]
     try {
       names = readdirSync('/proc')
