@@ -1,7 +1,7 @@
 // Identity under faults: no /proc, other PID and time namespaces, lying timestamps, a stepped wall clock.
 // Only proof decides `dead`; reap signals only a process whose start identity its owner recorded (DESIGN.md §2).
 import { spawn, type ChildProcess } from 'node:child_process'
-import { existsSync, mkdirSync, readFileSync, readdirSync, readlinkSync, utimesSync, writeFileSync } from 'node:fs'
+import { chownSync, existsSync, mkdirSync, readFileSync, readdirSync, readlinkSync, utimesSync, writeFileSync } from 'node:fs'
 import { hostname } from 'node:os'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
@@ -61,6 +61,22 @@ describe('no /proc', () => {
     const rows = await listBehind(NO_PROC, dir)
     expect(rows).toEqual([{ cwd: ws, pid: owner.pid, status: 'unknown', reason: 'no-proc' }])
     // kill(pid, 0) answering ESRCH is proof even without /proc: the dead entry went, the live one stayed.
+    expect((await registry.list()).map((entry) => entry.cwd)).toEqual([ws])
+  })
+
+  it('under hidepid another user\'s live owner is unknown, not dead; a pid kill(pid, 0) proves gone is pruned' + missing('unshare -m'), async () => {
+    const { dir, ws, root } = sandbox()
+    const registry = new Registry({ dir })
+    const owner = sleeper()
+    await registry.write({ cwd: ws, pid: owner.pid })
+    const deadCwd = join(root, 'dead')
+    mkdirSync(deadCwd)
+    await writeDeadEntry(registry, deadCwd)
+    // The registry belongs to `nobody`, who lists it with /proc mounted hidepid=2: root's processes are invisible.
+    for (const name of ['', ...readdirSync(dir)]) chownSync(join(dir, name), 65534, 65534)
+    const hidden = ['unshare', '-m', '--propagation', 'private', 'sh', '-c', 'mount -t proc -o hidepid=2 proc /proc && exec setpriv --reuid=65534 --regid=65534 --clear-groups "$@"', 'sh']
+    expect(await listBehind(hidden, dir)).toEqual([{ cwd: ws, pid: owner.pid, status: 'unknown', reason: 'identity-unreadable' }])
+    for (const name of ['', ...readdirSync(dir)]) chownSync(join(dir, name), 0, 0)
     expect((await registry.list()).map((entry) => entry.cwd)).toEqual([ws])
   })
 })
