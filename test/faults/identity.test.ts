@@ -47,9 +47,11 @@ function plantLegacy(dir: string, fields: { cwd: string; pid: number; host?: str
 }
 
 const HOUR = 3600_000
+// The faketime package's preload library (Debian/Ubuntu multiarch path, then a plain one).
+const LIBFAKETIME = [`/usr/lib/${process.arch === 'arm64' ? 'aarch64' : 'x86_64'}-linux-gnu/faketime/libfaketime.so.1`, '/usr/lib/faketime/libfaketime.so.1'].find((path) => existsSync(path))
 
 describe('no /proc', () => {
-  it('an empty /proc makes live entries unknown, never dead: a list deletes nothing it cannot prove gone' + missing('unshare -m'), async () => {
+  it.skipIf(missing('unshare -m') !== '')('an empty /proc makes live entries unknown, never dead: a list deletes nothing it cannot prove gone' + missing('unshare -m'), async () => {
     const { dir, ws, root } = sandbox()
     const registry = new Registry({ dir })
     const owner = sleeper()
@@ -64,7 +66,7 @@ describe('no /proc', () => {
     expect((await registry.list()).map((entry) => entry.cwd)).toEqual([ws])
   })
 
-  it('under hidepid another user\'s live owner is unknown, not dead; a pid kill(pid, 0) proves gone is pruned' + missing('unshare -m'), async () => {
+  it.skipIf(missing('unshare -m', 'mount') !== '')('under hidepid another user\'s live owner is unknown, not dead; a pid kill(pid, 0) proves gone is pruned' + missing('unshare -m', 'mount'), async () => {
     const { dir, ws, root } = sandbox()
     const registry = new Registry({ dir })
     const owner = sleeper()
@@ -82,7 +84,7 @@ describe('no /proc', () => {
 })
 
 describe('another PID namespace', () => {
-  it('an entry written outside is kept (unknown) by a list inside a new PID namespace' + missing('unshare -p'), async () => {
+  it.skipIf(missing('unshare -p') !== '')('an entry written outside is kept (unknown) by a list inside a new PID namespace' + missing('unshare -p'), async () => {
     const { dir, ws } = sandbox()
     const registry = new Registry({ dir })
     const owner = sleeper()
@@ -92,7 +94,7 @@ describe('another PID namespace', () => {
     expect(await registry.read(ws)).toMatchObject({ pid: owner.pid })
   })
 
-  it('an entry written inside a new PID namespace is kept (unknown) by a list outside' + missing('unshare -p'), async () => {
+  it.skipIf(missing('unshare -p') !== '')('an entry written inside a new PID namespace is kept (unknown) by a list outside' + missing('unshare -p'), async () => {
     const { dir, ws } = sandbox()
     const { child, entry } = await ownerBehind(['unshare', '-p', '-f', '--kill-child', '--mount-proc'], dir, ws)
     const rows = await new Registry({ dir }).listInfo()
@@ -100,7 +102,7 @@ describe('another PID namespace', () => {
     expect(running(child)).toBe(true)
   })
 
-  it('a /proc of another PID namespace is never read as ours: no identity is recorded from it' + missing('unshare -p'), async () => {
+  it.skipIf(missing('unshare -p') !== '')('a /proc of another PID namespace is never read as ours: no identity is recorded from it' + missing('unshare -p'), async () => {
     const { dir, ws } = sandbox()
     // Without --mount-proc, /proc/<pid> inside names another process of the parent namespace.
     const { entry } = await ownerBehind(['unshare', '-p', '-f', '--kill-child'], dir, ws)
@@ -113,7 +115,7 @@ describe('another PID namespace', () => {
 })
 
 describe('another time namespace', () => {
-  it('records timeNamespace, and an owner in a shifted time namespace is alive (offset-corrected), not pid-reused' + missing('unshare -T'), async () => {
+  it.skipIf(missing('unshare -T') !== '')('records timeNamespace, and an owner in a shifted time namespace is alive (offset-corrected), not pid-reused' + missing('unshare -T'), async () => {
     const { dir, ws } = sandbox()
     const { child, entry } = await ownerBehind(TIME_NS, dir, ws)
     expect(entry.timeNamespace).toMatch(/^\d+$/)
@@ -123,7 +125,7 @@ describe('another time namespace', () => {
     expect(await registry.read(ws)).toMatchObject({ pid: child.pid })
   })
 
-  it('a list inside a shifted time namespace keeps a live owner written outside (alive)' + missing('unshare -T'), async () => {
+  it.skipIf(missing('unshare -T') !== '')('a list inside a shifted time namespace keeps a live owner written outside (alive)' + missing('unshare -T'), async () => {
     const { dir, ws } = sandbox()
     const owner = sleeper()
     await new Registry({ dir }).write({ cwd: ws, pid: owner.pid })
@@ -131,7 +133,7 @@ describe('another time namespace', () => {
     expect(existsSync(new Registry({ dir }).entryPath(ws))).toBe(true)
   })
 
-  it('start ticks from a time namespace whose offset cannot be read make the entry unknown (foreign-time-namespace), never dead; reap refuses', async () => {
+  it('start ticks from a time namespace whose offset cannot be read (a planted entry naming a namespace no process is in) make the entry unknown (foreign-time-namespace), never dead; reap refuses', async () => {
     const { dir, ws } = sandbox()
     const registry = new Registry({ dir })
     const owner = sleeper()
@@ -148,7 +150,7 @@ describe('another time namespace', () => {
 })
 
 describe('legacy entries whose timestamps lie', () => {
-  it('a future updatedAt never makes a later stranger the owner: the entry is pid-reused, and reap --orphans signals nobody', async () => {
+  it('a future updatedAt never makes a later stranger the owner: the entry is pid-reused, so there is no orphan to reap and the stranger is never signalled', async () => {
     const { dir, root } = sandbox()
     const stranger = sleeper()
     await waitFor(() => existsSync(`/proc/${stranger.pid}/stat`))
@@ -199,14 +201,14 @@ describe('legacy entries whose timestamps lie', () => {
 })
 
 describe('reap compares the recorded identity before every signal', () => {
-  it('reap stops an owner in a shifted time namespace: its recorded start is compared through the offsets' + missing('unshare -T'), async () => {
+  it.skipIf(missing('unshare -T') !== '')('reap stops an owner in a shifted time namespace: its recorded start is compared through the offsets' + missing('unshare -T'), async () => {
     const { dir, ws } = sandbox()
     const { child } = await ownerBehind(TIME_NS, dir, ws)
     expect(await new Registry({ dir }).reap(ws, { graceMs: 5000 })).toMatchObject({ outcome: 'terminated', removed: true })
     expect(await exited(child)).toMatchObject({ signal: 'SIGTERM' })
   })
 
-  it('a pid reused during the grace is never sent SIGKILL (the stranger took the owner\'s pid after SIGTERM)' + missing('unshare -p'), async () => {
+  it.skipIf(missing('unshare -p') !== '')('a pid reused during the grace is never sent SIGKILL (the stranger took the owner\'s pid after SIGTERM)' + missing('unshare -p'), async () => {
     const { dir, ws } = sandbox()
     // Inside a fresh PID namespace the next pid can be chosen (ns_last_pid), so the reuse is real, not mocked.
     const { stdout, stderr } = await runBehind(['unshare', '-p', '-f', '--kill-child', '--mount-proc'], OP, ['reuse', dir, ws])
@@ -219,7 +221,8 @@ describe('reap compares the recorded identity before every signal', () => {
 })
 
 describe('a stepped wall clock', () => {
-  it('reap\'s grace runs on a monotonic clock: stepping the clock back a day mid-grace still ends in SIGKILL' + missing('faketime'), async () => {
+  const noFaketime = missing('faketime') || (LIBFAKETIME ? '' : ' (skipped: no libfaketime.so.1 here — install faketime, see .ci/run)')
+  it.skipIf(noFaketime !== '')('reap\'s grace runs on a monotonic clock: stepping the clock back a day mid-grace still ends in SIGKILL' + noFaketime, async () => {
     const { dir, ws } = sandbox()
     const stubborn = track(spawn(process.execPath, [OP, 'stubborn'], { stdio: ['ignore', 'pipe', 'inherit'] }))
     const out = stdoutOf(stubborn)
@@ -230,7 +233,7 @@ describe('a stepped wall clock', () => {
     const env = {
       ...process.env,
       // The library rather than the `faketime` command: its FAKETIME variable would override the timestamp file.
-      LD_PRELOAD: '/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1',
+      LD_PRELOAD: LIBFAKETIME,
       FAKETIME_TIMESTAMP_FILE: clock,
       FAKETIME_NO_CACHE: '1',
       // A real clock step moves the wall clock only; the monotonic clock keeps going.
