@@ -1,13 +1,13 @@
 // Identity under faults: no /proc, other PID and time namespaces, lying timestamps, a stepped wall clock.
 // Only proof decides `dead`; reap signals only a process whose start identity its owner recorded (DESIGN.md §2).
 import { spawn, type ChildProcess } from 'node:child_process'
-import { chownSync, existsSync, mkdirSync, readFileSync, readdirSync, readlinkSync, utimesSync, writeFileSync } from 'node:fs'
+import { chownSync, existsSync, mkdirSync, readFileSync, readdirSync, readlinkSync, rmSync, utimesSync, writeFileSync } from 'node:fs'
 import { hostname } from 'node:os'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { workspaceId } from '../../src/paths.js'
 import { Registry } from '../../src/registry.js'
-import { FIXTURES, exited, sandbox, sleeper, stdoutOf, tempDir, track, waitFor, writeDeadEntry } from '../helpers.js'
+import { FIXTURES, exited, runCli, sandbox, sleeper, stdoutOf, tempDir, track, waitFor, writeDeadEntry } from '../helpers.js'
 import { missing, runBehind } from './kit.js'
 
 const OP = join(FIXTURES, 'identity-op.mjs')
@@ -186,6 +186,24 @@ describe('legacy entries whose timestamps lie', () => {
     await expect(registry.reap(orphan as never, { graceMs: 0 })).rejects.toMatchObject({ code: 'E_PERM' })
     expect(running(owner)).toBe(true)
     expect(await registry.orphans()).toHaveLength(1)
+  })
+
+  it('wsreg reap --orphans refuses an orphan known only by a clock comparison, reports it, and still reaps the rest', async () => {
+    const { dir, root } = sandbox()
+    const legacyOwner = sleeper()
+    const recordedOwner = sleeper()
+    await waitFor(() => existsSync(`/proc/${legacyOwner.pid}/stat`))
+    plantLegacy(dir, { cwd: join(root, 'gone-a'), pid: legacyOwner.pid as number, startedAt: new Date().toISOString() }, Date.now())
+    const recordedCwd = join(root, 'gone-z')
+    mkdirSync(recordedCwd)
+    await new Registry({ dir }).write({ cwd: recordedCwd, name: 'z-recorded', pid: recordedOwner.pid })
+    rmSync(recordedCwd, { recursive: true })
+    const { code, stdout, stderr } = await runCli(['--dir', dir, 'reap', '--orphans', '--grace', '5000'])
+    expect(stderr).toContain('records no start identity')
+    expect(stdout).toContain('z-recorded')
+    expect(code).toBe(1)
+    expect(await exited(recordedOwner)).toMatchObject({ signal: 'SIGTERM' })
+    expect(running(legacyOwner)).toBe(true)
   })
 
   it('migrating another host\'s legacy file records none of this machine\'s identity (no start time, no boot id)', async () => {
