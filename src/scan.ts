@@ -333,5 +333,6 @@ function shareMachineStrings(entry: Entry, judge: Judge): void {
   if (entry.bootId === judge.bootId) entry.bootId = judge.bootId
   if (entry.host === judge.host) entry.host = judge.host
   if (entry.pidNamespace === judge.pidNamespace) entry.pidNamespace = judge.pidNamespace
+  if (entry.timeNamespace === judge.timeNamespace) entry.timeNamespace = judge.timeNamespace
 }
 

@@ -56,6 +56,7 @@ export class Judge {
   readonly host = hostName()
   readonly bootId = platform.bootId()
   readonly pidNamespace = platform.pidNamespace()
+  readonly timeNamespace = platform.timeNamespace()
   readonly trashDirs: string[]
   readonly #probes = new Map<number, ProcessProbe>()
 
