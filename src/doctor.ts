@@ -119,6 +119,9 @@ const UNJUDGEABLE: Record<string, string> = {
   'foreign-pid-namespace': 'written from another PID namespace, such as a container',
   'identity-unreadable': 'the process exists but its identity cannot be read',
   'cwd-unverifiable': 'its cwd holds bytes that were not UTF-8, so its absence proves nothing',
+  'no-proc': 'this process sees no /proc of its own PID namespace (a chroot, a sandbox, a container without /proc), so only kill(pid, 0) can be asked',
+  'foreign-time-namespace': 'written from another time namespace whose clock offset cannot be read',
+  'clock-skew': 'a legacy entry dated in the future, so its owner cannot be told from a later process',
 }
 
 function quarantineFindings(dir: string): Finding[] {

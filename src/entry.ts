@@ -22,6 +22,8 @@ export interface Entry {
   host: string
   /** PID namespace of the writer (Linux: inode of `/proc/self/ns/pid`); a pid means nothing in another one. */
   pidNamespace?: string | null
+  /** Time namespace of the writer (Linux: inode of `/proc/self/ns/time`); start ticks read in another one are shifted. */
+  timeNamespace?: string | null
   /** Service endpoint of the workspace. */
   url?: string
   /** When this workspace came up (ISO-8601 UTC); kept across rewrites by the same process. */
@@ -38,7 +40,7 @@ export const MAX_ENTRY_BYTES = 1024 * 1024
 export const MAX_ENTRY_DEPTH = 64
 
 const KNOWN_FIELDS = new Set([
-  'version', 'id', 'cwd', 'name', 'pid', 'pidStartTime', 'bootId', 'host', 'pidNamespace', 'url', 'startedAt', 'updatedAt', 'meta',
+  'version', 'id', 'cwd', 'name', 'pid', 'pidStartTime', 'bootId', 'host', 'pidNamespace', 'timeNamespace', 'url', 'startedAt', 'updatedAt', 'meta',
 ])
 const ISO_UTC = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?Z$/
 const MAX_PID = 2 ** 31 - 1
@@ -98,6 +100,7 @@ function validateEntry(value: unknown, expectedId: string, options: { legacy?: b
   if (!optionalString(v.pidStartTime, 64)) return { ok: false, problem: 'pidStartTime is not a string or null' }
   if (!optionalString(v.bootId, 256)) return { ok: false, problem: 'bootId is not a string or null' }
   if (!optionalString(v.pidNamespace, 256)) return { ok: false, problem: 'pidNamespace is not a string or null' }
+  if (!optionalString(v.timeNamespace, 256)) return { ok: false, problem: 'timeNamespace is not a string or null' }
   if (v.host !== undefined && (typeof v.host !== 'string' || v.host.length > 1024)) return { ok: false, problem: 'host is not a string' }
   if (!options.legacy && (v.host === undefined || v.id === undefined)) return { ok: false, problem: 'id or host is missing' }
   if (v.url !== undefined && (typeof v.url !== 'string' || v.url.length > 4096)) return { ok: false, problem: 'url is not a string' }
@@ -120,6 +123,7 @@ function validateEntry(value: unknown, expectedId: string, options: { legacy?: b
     host: (v.host as string | undefined) ?? options.localHost ?? '',
   }
   if (v.pidNamespace !== undefined) entry.pidNamespace = v.pidNamespace
+  if (v.timeNamespace !== undefined) entry.timeNamespace = v.timeNamespace
   if (v.url !== undefined) entry.url = v.url
   entry.startedAt = v.startedAt
   entry.updatedAt = v.updatedAt ?? v.startedAt

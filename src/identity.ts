@@ -11,6 +11,8 @@ export interface ProcessProbe {
   startTime: string | null
   /** Wall-clock start in ms since the epoch, when known; judges legacy entries that recorded no start identity. */
   startedAtMs: number | null
+  /** Why a `hidden` process's identity cannot be read, when it is not a plain read error: `no-proc` (no usable /proc here). */
+  hiddenBecause?: 'no-proc'
 }
 
 /** The platform seam: everything the registry needs to know about processes and the machine. */
@@ -20,19 +22,33 @@ export interface Platform {
   inspect(pid: number): ProcessProbe
   bootId(): string | null
   pidNamespace(): string | null
+  /** Time namespace of this process (Linux: inode of `/proc/self/ns/time`); start ticks read in another one are shifted. */
+  timeNamespace(): string | null
+  /**
+   * Whether `seen` (the start token of `pid` read here now) is the start token `recorded` by a writer in time
+   * namespace `recordedIn`: `unknown` when the two views cannot be related (another time namespace whose offset is unreadable).
+   */
+  sameStart(pid: number, recorded: string, recordedIn: string | null | undefined, seen: string): 'same' | 'different' | 'unknown'
 }
 
 const GONE: ProcessProbe = { state: 'gone', startTime: null, startedAtMs: null }
 const HIDDEN: ProcessProbe = { state: 'hidden', startTime: null, startedAtMs: null }
+const NO_PROC: ProcessProbe = { state: 'hidden', startTime: null, startedAtMs: null, hiddenBecause: 'no-proc' }
 
-/** kill(pid, 0): ESRCH means gone, EPERM means it exists but belongs to someone else. */
-function signalProbe(pid: number): 'exists' | 'gone' {
+/** kill(pid, 0): only ESRCH proves the process gone; EPERM means it exists but belongs to someone else. */
+function signalProbe(pid: number): 'exists' | 'gone' | 'unknown' {
   try {
     process.kill(pid, 0)
     return 'exists'
   } catch (error) {
-    return isErrno(error, 'EPERM') ? 'exists' : 'gone'
+    if (isErrno(error, 'ESRCH')) return 'gone'
+    return isErrno(error, 'EPERM') ? 'exists' : 'unknown'
   }
+}
+
+/** What kill(pid, 0) alone can say: gone on ESRCH, otherwise a process whose identity we cannot read. */
+function probeBySignal(pid: number, hidden = HIDDEN): ProcessProbe {
+  return signalProbe(pid) === 'gone' ? GONE : hidden
 }
 
 function once<T>(compute: () => T): () => T {
@@ -74,27 +90,40 @@ export function parseProcStat(text: string): { state: string; startTicks: string
   return { state, startTicks }
 }
 
+// /proc describes our processes only when it is mounted and is the procfs of our own PID namespace (`/proc/self`
+// names our pid): in a chroot, a sandbox or `unshare -p` without a fresh /proc, /proc/<pid> is absent or another
+// namespace's process, so it proves nothing and kill(pid, 0) decides.
+const procIsOurs = once(() => {
+  try {
+    return readlinkSync('/proc/self') === String(process.pid) && readText('/proc/self/stat') !== null
+  } catch {
+    return false
+  }
+})
+
+// With hidepid, /proc hides other users' processes: a missing /proc entry then proves nothing.
+const procHidesPids = once(() => {
+  const mounts = readText('/proc/self/mountinfo') ?? ''
+  return mounts.split('\n').some((line) => / \/proc /.test(line) && /hidepid=(?!0|off)/.test(line))
+})
+
 /** Linux: start ticks from /proc/<pid>/stat, boot id, PID namespace. */
 export function createLinuxPlatform(): Platform {
   const bootTimeMs = once(() => {
     const match = /^btime (\d+)$/m.exec(readText('/proc/stat') ?? '')
     return match ? Number(match[1]) * 1000 : null
   })
-  // With hidepid, /proc hides other users' processes: a missing /proc entry then proves nothing.
-  const procHidesPids = once(() => {
-    const mounts = readText('/proc/self/mountinfo') ?? ''
-    return mounts.split('\n').some((line) => / \/proc /.test(line) && /hidepid=(?!0|off)/.test(line))
-  })
   const bootId = once(() => readText('/proc/sys/kernel/random/boot_id')?.trim() || null)
-  const pidNamespace = once(() => {
-    try {
-      return /\[(\d+)\]/.exec(readlinkSync('/proc/self/ns/pid'))?.[1] ?? null
-    } catch {
-      return null
-    }
+  const pidNamespace = once(() => namespaceOf('/proc/self/ns/pid'))
+  const timeNamespace = once(() => namespaceOf('/proc/self/ns/time'))
+  const ownBoottimeOffset = once((): bigint | null => {
+    const here = timeNamespace()
+    if (here === null) return procIsOurs() ? 0n : null // kernels before 5.6 have no time namespaces
+    return boottimeOffset('self', here)
   })
 
   function inspect(pid: number): ProcessProbe {
+    if (!procIsOurs()) return probeBySignal(pid, NO_PROC)
     let text: string
     try {
       const fd = openSync(`/proc/${pid}/stat`, 'r')
@@ -105,7 +134,7 @@ export function createLinuxPlatform(): Platform {
       }
     } catch (error) {
       if (isErrno(error, 'ENOENT', 'ESRCH') && !procHidesPids()) return GONE
-      return signalProbe(pid) === 'exists' ? HIDDEN : GONE
+      return probeBySignal(pid)
     }
     const stat = parseProcStat(text)
     if (!stat) return HIDDEN
@@ -116,7 +145,47 @@ export function createLinuxPlatform(): Platform {
     return { state: 'running', startTime: stat.startTicks, startedAtMs }
   }
 
-  return { hasStartIdentity: true, inspect, bootId, pidNamespace }
+  // Start ticks in /proc/<pid>/stat are shown shifted by the reader's boottime offset (time namespaces, CRIU):
+  // a token recorded in another namespace is moved into ours by the difference of the two offsets.
+  function sameStart(pid: number, recorded: string, recordedIn: string | null | undefined, seen: string): 'same' | 'different' | 'unknown' {
+    const here = timeNamespace()
+    if (!recordedIn || recordedIn === here) {
+      if (recorded === seen) return 'same'
+      // A writer that did not say its namespace may have had another offset than ours, unless ours is zero.
+      return recordedIn || ownBoottimeOffset() === 0n ? 'different' : 'unknown'
+    }
+    const ours = ownBoottimeOffset()
+    // The owner still lives in the recorded namespace, so its offsets are that namespace's.
+    const theirs = boottimeOffset(String(pid), recordedIn)
+    if (ours === null || theirs === null || !/^\d+$/.test(recorded) || !/^\d+$/.test(seen)) return 'unknown'
+    const expectedNs = BigInt(recorded) * NS_PER_TICK + ours - theirs
+    const distance = BigInt(seen) * NS_PER_TICK - expectedNs
+    // Offsets need not be whole ticks, so both views may round a different way: one tick apart is the same start.
+    return distance > -NS_PER_TICK && distance < NS_PER_TICK ? 'same' : 'different'
+  }
+
+  return { hasStartIdentity: true, inspect, bootId, pidNamespace, timeNamespace, sameStart }
+}
+
+const NS_PER_TICK = 1_000_000_000n / BigInt(CLOCK_TICKS_PER_SECOND)
+
+/** The inode of a namespace link such as `/proc/self/ns/pid`, or null when it cannot be read. */
+function namespaceOf(link: string): string | null {
+  try {
+    return /\[(\d+)\]/.exec(readlinkSync(link))?.[1] ?? null
+  } catch {
+    return null
+  }
+}
+
+/**
+ * The boottime offset (ns) of time namespace `namespace`, read through process `who` (`self` or a pid) that is a member
+ * of it; null when `who` is not in it, or when its `timens_offsets` (which shows its children's namespace) is another one's.
+ */
+function boottimeOffset(who: string, namespace: string): bigint | null {
+  if (namespaceOf(`/proc/${who}/ns/time`) !== namespace || namespaceOf(`/proc/${who}/ns/time_for_children`) !== namespace) return null
+  const match = /^boottime\s+(-?\d+)\s+(\d+)$/m.exec(readText(`/proc/${who}/timens_offsets`) ?? '')
+  return match ? BigInt(match[1] as string) * 1_000_000_000n + BigInt(match[2] as string) : null
 }
 
 /**
@@ -126,9 +195,14 @@ export function createLinuxPlatform(): Platform {
 export function createPortablePlatform(): Platform {
   return {
     hasStartIdentity: false,
-    inspect: (pid) => (signalProbe(pid) === 'exists' ? { state: 'running', startTime: null, startedAtMs: null } : GONE),
+    inspect: (pid) => {
+      const found = signalProbe(pid)
+      return found === 'exists' ? { state: 'running', startTime: null, startedAtMs: null } : found === 'gone' ? GONE : HIDDEN
+    },
     bootId: () => null,
     pidNamespace: () => null,
+    timeNamespace: () => null,
+    sameStart: (_pid, recorded, _recordedIn, seen) => (recorded === seen ? 'same' : 'different'),
   }
 }
 
@@ -146,12 +220,13 @@ export function inspectProcess(pid: number): ProcessProbe {
   return platform.inspect(pid)
 }
 
-/** The identity recorded in an entry for `pid`: start token, boot id, host and PID namespace. */
+/** The identity recorded in an entry for `pid`: start token, boot id, host, PID and time namespace. */
 export interface ProcessIdentity {
   pidStartTime: string | null
   bootId: string | null
   host: string
   pidNamespace: string | null
+  timeNamespace: string | null
 }
 
 /** Capture the identity of a live `pid` now (pid 0: no process, only the machine's identity); pass `probe` when already taken. */
@@ -161,6 +236,7 @@ export function captureIdentity(pid: number, probe: ProcessProbe | null = pid > 
     bootId: platform.bootId(),
     host: hostname(),
     pidNamespace: platform.pidNamespace(),
+    timeNamespace: platform.timeNamespace(),
   }
 }
 
@@ -173,6 +249,7 @@ export function hostName(): string {
 export function processGroup(pid: number): number | null {
   if (!Number.isSafeInteger(pid) || pid <= 0) return null
   if (process.platform === 'linux') {
+    if (!procIsOurs()) return null
     const text = readText(`/proc/${pid}/stat`)
     const close = text?.lastIndexOf(')') ?? -1
     if (!text || close < 0) return null
@@ -191,7 +268,8 @@ export function processGroup(pid: number): number | null {
  * init that never reaps (common in containers) would keep a dead group "alive" forever, so Linux scans /proc.
  */
 export function groupAlive(pgid: number): boolean {
-  if (process.platform === 'linux') {
+  // A /proc that is not ours, or hides pids, cannot show every member: then only kill() can answer.
+  if (process.platform === 'linux' && procIsOurs() && !procHidesPids()) {
     let names: string[]
     try {
       names = readdirSync('/proc')

@@ -1,5 +1,4 @@
 import type { Entry } from './entry.js'
-import type { ProcessProbe } from './identity.js'
 import { isRunning, type Verdict } from './status.js'
 
 /** One readable file of a workspace: the canonical `<id>.json` or a legacy `<id>-<pid>.json`. */
@@ -43,14 +42,10 @@ function compare(a: Candidate, b: Candidate): number {
 }
 
 /**
- * The canonical form of a legacy winner. A running owner judged by its start time gets its start
- * identity recorded now, so later judgements no longer depend on clocks.
+ * The canonical form of a legacy winner: the owner's own fields, nothing of this machine. An owner judged by a
+ * clock comparison may be a stranger (a future timestamp, another host's file), and a start identity recorded
+ * for it here would later be taken as the owner's own, which is what lets `reap` signal (DESIGN.md §2).
  */
-export function upgradeLegacy(entry: Entry, probe: ProcessProbe | null, bootId: string | null): Entry {
-  const upgraded: Entry = { ...entry, version: 1 }
-  if (probe?.state === 'running' && upgraded.pidStartTime === null && probe.startTime !== null) {
-    upgraded.pidStartTime = probe.startTime
-    upgraded.bootId ??= bootId
-  }
-  return upgraded
+export function upgradeLegacy(entry: Entry): Entry {
+  return { ...entry, version: 1 }
 }

@@ -1,7 +1,7 @@
 import { removeOwned, stillOwned } from './claim.js'
 import type { Entry } from './entry.js'
 import { RegistryError, isErrno } from './errors.js'
-import { groupAlive, inspectProcess, processGroup } from './identity.js'
+import { groupAlive, inspectProcess, platform, processGroup } from './identity.js'
 import { Judge } from './status.js'
 
 /** Options of `registry.reap()`. */
@@ -75,20 +75,24 @@ export async function reapEntry(dir: string, marker: string | undefined, entry: 
   if (pid <= 1 || pid === process.pid) {
     throw new RegistryError('E_INVALID', `Refusing to signal pid ${pid}${pid === process.pid ? ' (this process)' : ''}; the entry of ${entry.cwd} is kept.`, { entry })
   }
-  // Pin the start identity seen now: a legacy entry has none recorded, yet its process must not change under us either.
-  const pinned = inspectProcess(pid).startTime
+  // A clock comparison (legacy entries) may keep an entry but never names the process to signal: a later
+  // stranger can pass it when a timestamp lies (DESIGN.md §2, "Reap needs a recorded identity").
+  const recorded = entry.pidStartTime
+  if (recorded === null) {
+    throw new RegistryError('E_PERM', `The entry of ${entry.cwd} records no start identity for pid ${pid} (a legacy or unverifiable entry), so it cannot be proven to be its owner; nothing was signalled and the entry is kept. Check the process yourself and stop it with kill, or remove the entry with \`wsreg rm\`.`, { entry })
+  }
   const group = options.signalGroup ? checkGroup(pid) : false
   if (dryRun) return done('terminated')
 
-  // What the target is right now: 'same' only if it is still the process the entry names.
+  // What the target is right now: 'same' only if its start identity still matches the one the owner recorded.
   const identify = (): 'same' | 'gone' | 'other' => {
     const probe = inspectProcess(pid)
     if (probe.state === 'gone' || probe.state === 'zombie') {
       // The leader's pid cannot be reused while its group lives on, so the group is still the one we checked.
       return group && groupAlive(pid) ? 'same' : 'gone'
     }
-    if (probe.state === 'hidden' || probe.startTime !== pinned) return 'other'
-    return 'same'
+    if (probe.state === 'hidden' || probe.startTime === null) return 'other'
+    return platform.sameStart(pid, recorded, entry.timeNamespace, probe.startTime) === 'same' ? 'same' : 'other'
   }
   const alive = (): boolean => (group ? groupAlive(pid) : identify() === 'same')
   const send = (signal: NodeJS.Signals): 'sent' | 'gone' | 'other' => {
@@ -105,10 +109,11 @@ export async function reapEntry(dir: string, marker: string | undefined, entry: 
       throw error
     }
   }
+  // A monotonic clock: a wall-clock step (NTP, a suspended VM, an admin) must neither stall nor skip the grace.
   const waitUntilGone = async (ms: number): Promise<boolean> => {
-    const deadline = Date.now() + ms
+    const deadline = performance.now() + ms
     while (alive()) {
-      if (Date.now() >= deadline) return false
+      if (performance.now() >= deadline) return false
       await sleep(POLL_MS)
     }
     return true

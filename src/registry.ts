@@ -168,6 +168,7 @@ export class Registry {
       bootId: identity.bootId,
       host: identity.host,
       pidNamespace: identity.pidNamespace,
+      timeNamespace: identity.timeNamespace,
     }
     if (input.url !== undefined) entry.url = input.url
     entry.startedAt = sameOwner ? previous.startedAt : now

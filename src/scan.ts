@@ -245,7 +245,7 @@ export class Folder {
   /** Move a legacy winner into `<id>.json`; undefined when a concurrent writer got there first. */
   #migrate(winner: Candidate, candidates: Candidate[], judge: Judge, options: ScanOptions, result: ScanResult): Candidate | undefined {
     const file = `${winner.entry.id}.json`
-    const upgraded = upgradeLegacy(winner.entry, judge.probe(winner.entry.pid), judge.bootId)
+    const upgraded = upgradeLegacy(winner.entry)
     const data = serializeEntry(upgraded)
     const migrated: Candidate = { ...winner, file, legacy: false, entry: upgraded, bytes: Buffer.from(data) }
     if (options.dryRun) {
@@ -331,5 +331,6 @@ function shareMachineStrings(entry: Entry, judge: Judge): void {
   if (entry.bootId === judge.bootId) entry.bootId = judge.bootId
   if (entry.host === judge.host) entry.host = judge.host
   if (entry.pidNamespace === judge.pidNamespace) entry.pidNamespace = judge.pidNamespace
+  if (entry.timeNamespace === judge.timeNamespace) entry.timeNamespace = judge.timeNamespace
 }
 

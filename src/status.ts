@@ -22,6 +22,9 @@ export type StatusReason =
   | 'foreign-pid-namespace'
   | 'identity-unreadable'
   | 'cwd-unverifiable'
+  | 'no-proc'
+  | 'foreign-time-namespace'
+  | 'clock-skew'
 
 /** A status and its reason. */
 export interface Verdict {
@@ -55,6 +58,7 @@ export class Judge {
   readonly host = hostName()
   readonly bootId = platform.bootId()
   readonly pidNamespace = platform.pidNamespace()
+  readonly timeNamespace = platform.timeNamespace()
   readonly trashDirs: string[]
   readonly #probes = new Map<number, ProcessProbe>()
 
@@ -100,18 +104,41 @@ export class Judge {
     const probe = this.probe(entry.pid)
     if (probe.state === 'gone') return { status: 'dead', reason: 'exited' }
     if (probe.state === 'zombie') return { status: 'dead', reason: 'zombie' }
-    if (probe.state === 'hidden') return { status: 'unknown', reason: 'identity-unreadable' }
+    if (probe.state === 'hidden') return { status: 'unknown', reason: probe.hiddenBecause === 'no-proc' ? 'no-proc' : 'identity-unreadable' }
     if (entry.pidStartTime !== null) {
       if (probe.startTime === null) return { status: 'unknown', reason: 'identity-unreadable' }
-      if (probe.startTime !== entry.pidStartTime) return { status: 'dead', reason: 'pid-reused' }
+      const same = platform.sameStart(entry.pid, entry.pidStartTime, entry.timeNamespace, probe.startTime)
+      if (same === 'different') return { status: 'dead', reason: 'pid-reused' }
+      if (same === 'unknown') {
+        // Wall-clock time is not namespaced: a process that started after the entry was written is not its owner.
+        if (startedAfter(probe, writtenAt(entry))) return { status: 'dead', reason: 'pid-reused' }
+        return { status: 'unknown', reason: 'foreign-time-namespace' }
+      }
     } else if (probe.startedAtMs !== null) {
-      const written = Math.max(Date.parse(entry.updatedAt), writtenMs ?? 0)
-      if (probe.startedAtMs > written + LEGACY_START_SLACK_MS) return { status: 'dead', reason: 'pid-reused' }
+      const written = writtenAt(entry, writtenMs)
+      if (written === null) return { status: 'unknown', reason: 'clock-skew' }
+      if (startedAfter(probe, written)) return { status: 'dead', reason: 'pid-reused' }
     }
     const missing = this.workspaceMissing(entry.cwd)
     if (missing === 'cwd-unverifiable') return { status: 'unknown', reason: missing }
     return missing ? { status: 'orphan', reason: missing } : ALIVE
   }
+}
+
+/**
+ * When an entry was last written, by its own `updatedAt` and the file's mtime (a legacy writer may rewrite its
+ * file without it). A time in the future proves nothing (a writer that labels local time as UTC, a skewed clock, a
+ * copied file) and would make any later process look like the owner, so it is ignored; null when no time is left.
+ */
+function writtenAt(entry: Entry, writtenMs?: number): number | null {
+  const latestTrusted = Date.now() + LEGACY_START_SLACK_MS
+  const times = [Date.parse(entry.updatedAt), writtenMs ?? Number.NaN].filter((time) => time <= latestTrusted)
+  return times.length > 0 ? Math.max(...times) : null
+}
+
+/** True when the process demonstrably started after `written` (allowing for btime's one-second resolution). */
+function startedAfter(probe: ProcessProbe, written: number | null): boolean {
+  return probe.startedAtMs !== null && written !== null && probe.startedAtMs > written + LEGACY_START_SLACK_MS
 }
 
 /**

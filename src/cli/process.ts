@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process'
 import { constants } from 'node:os'
 import { resolve } from 'node:path'
-import type { Claim, Entry, ReapResult } from '../index.js'
+import { RegistryError, type Claim, type Entry, type ReapResult } from '../index.js'
 import { EXIT, UsageError, expectPositionals, notFound, readTarget, type Command, type CommandContext } from './command.js'
 import { entryTable, inline, printJson } from './output.js'
 
@@ -141,15 +141,25 @@ export const reap: Command = {
       entries = [entry]
     }
     const results: ReapResult[] = []
+    let refused = 0
     for (const entry of entries) {
-      const result = await registry.reap(entry, options)
+      let result: ReapResult
+      try {
+        result = await registry.reap(entry, options)
+      } catch (error) {
+        // `--orphans` reaps each orphan it may and reports the others: one refusal never stops the rest.
+        if (!all || !(error instanceof RegistryError)) throw error
+        refused++
+        context.output.err.write(`${error.message}\n`)
+        continue
+      }
       results.push(result)
       const kept = !result.dryRun && !result.removed
       if (!context.json) context.output.out.write(`${describe(result, entry, kept)}\n`)
     }
     if (context.json) printJson(context.output, all ? results : results[0])
-    else if (all && results.length === 0) context.output.err.write(`No orphans in ${registry.dir}\n`)
-    return EXIT.ok
+    else if (all && results.length === 0 && refused === 0) context.output.err.write(`No orphans in ${registry.dir}\n`)
+    return refused > 0 ? EXIT.failure : EXIT.ok
   },
 }
 
