@@ -59,7 +59,11 @@ export function removeOwned(dir: string, owner: Entry): boolean {
 }
 
 /** Write `input` as this process's claim on a workspace, and remove it again on exit (see {@link ClaimInput.cleanupOnExit}). */
-export async function claimWorkspace(registry: Registry, input: ClaimInput): Promise<Claim> {
+export async function claimWorkspace(
+  registry: Registry,
+  input: ClaimInput,
+  rewrite: (input: WriteInput, replacing: Buffer) => Entry,
+): Promise<Claim> {
   const { cleanupOnExit, ...write } = input ?? ({} as ClaimInput)
   let entry = await registry.write(write)
   let stopWatching: (() => void) | undefined
@@ -82,18 +86,21 @@ export async function claimWorkspace(registry: Registry, input: ClaimInput): Pro
     },
     async update(patch) {
       if (released) throw new RegistryError('E_INVALID', `The claim on ${entry.cwd} was released: claim it again before updating.`)
-      if (readOwned(registry.dir, entry) === 'other') {
+      const owned = readOwned(registry.dir, entry)
+      if (owned === 'other') {
         throw new RegistryError('E_LOCKED', `Workspace ${entry.cwd} has been claimed by another process since; this claim no longer owns it.`, {
           cwd: entry.cwd,
         })
       }
-      entry = await registry.write({
+      // Compare-and-swap: replaced only while the file still holds exactly what we read as ours, so a new owner
+      // landing between our check and our write is never overwritten (E_LOCKED instead). Missing: recreated.
+      entry = rewrite({
         cwd: entry.cwd,
         pid: entry.pid,
         name: patch.name ?? entry.name,
         url: 'url' in patch ? patch.url : entry.url,
         meta: 'meta' in patch ? patch.meta : entry.meta,
-      })
+      }, owned === 'missing' ? Buffer.alloc(0) : owned.bytes)
       return entry
     },
     async release() {

@@ -13,6 +13,7 @@ export type FindingKind =
   | 'file-mode'
   | 'file-owner'
   | 'corrupt'
+  | 'unreadable'
   | 'dead'
   | 'legacy'
   | 'stale-temp'
@@ -101,8 +102,11 @@ async function findProblems(registry: Registry): Promise<Finding[]> {
       add('note', 'legacy', item.path, `legacy per-process file of ${item.cwd}; the next list or prune folds it into <id>.json`, true, item.reason)
     } else add('problem', 'dead', item.path, `stale entry of ${item.cwd} (${item.reason}); prune deletes it`, true, item.reason)
   }
-  for (const row of await registry.listInfo({ prune: false })) {
-    if (row.status === 'orphan') {
+  for (const row of await registry.listInfo({ prune: false, all: true })) {
+    if (row.status === 'unreadable') {
+      // Not corrupt: the failure is about this reader (descriptors, permissions, disk), so no repair touches the file.
+      add('problem', 'unreadable', row.path, `entry file ${row.problem}; it is neither corrupt nor moved: fix the cause (ulimit -n, owner and mode, disk) and look again`, false)
+    } else if (row.status === 'orphan') {
       add('problem', 'orphan', row.path, `pid ${row.pid} still runs but its workspace ${row.cwd} is gone (${row.reason}); stop it with \`wsreg reap ${row.id}\``, false, row.reason ?? undefined)
     } else if (row.status === 'unknown') {
       add('note', 'unknown', row.path, `entry of ${row.cwd} cannot be judged here (${row.reason}: ${UNJUDGEABLE[row.reason ?? ''] ?? 'no identity'}); it is kept`, false, row.reason ?? undefined)

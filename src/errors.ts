@@ -4,6 +4,8 @@ export type RegistryErrorCode =
   | 'E_LOCKED'
   /** An entry file is unreadable as an entry. Reserved: read and list skip corrupt files and prune quarantines them, so nothing throws it today. */
   | 'E_CORRUPT'
+  /** An entry file exists but could not be opened or read (EMFILE, EACCES, EIO…); nothing was moved or changed. */
+  | 'E_UNREADABLE'
   /** The registry folder is a symlink, writable by others, or owned by another user. */
   | 'E_UNSAFE_DIR'
   /** An argument is malformed (bad cwd, bad pid, bad id). */

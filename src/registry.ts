@@ -9,7 +9,7 @@ import type { Status, StatusReason } from './status.js'
 import { claimWorkspace, type Claim, type ClaimInput } from './claim.js'
 import { acquireLock, type LockOptions } from './lock.js'
 import { reapEntry, type ReapOptions, type ReapResult } from './reap.js'
-import { checkDir, compareAndDelete, createExclusive, ensureDir, readEntryFile, writeAtomic } from './store.js'
+import { checkDir, compareAndDelete, compareAndSwap, createExclusive, ensureDir, readEntryFile, writeAtomic } from './store.js'
 import { Folder, byNameThenCwd, type PruneReport } from './scan.js'
 import { RegistryWatcher, type WatchOptions } from './watch.js'
 
@@ -72,8 +72,11 @@ export type EntryRow = Entry & {
 
 /** A file that has an entry's name but is not a readable entry (only with `all: true`). */
 export interface CorruptRow {
-  /** Always `corrupt`: tells these rows apart from {@link EntryRow}s. */
-  status: 'corrupt'
+  /**
+   * `corrupt` (its own bytes or type are wrong; prune quarantines it) or `unreadable` (it could not be opened or
+   * read, e.g. EMFILE or EACCES: that proves nothing about it, and nothing moves it); tells these rows apart from {@link EntryRow}s.
+   */
+  status: 'corrupt' | 'unreadable'
   /** Workspace id from the file name. */
   id: string
   /** The file. */
@@ -127,10 +130,16 @@ export class Registry {
 
   /** Record a workspace (last writer wins). Keeps `startedAt` when the same process rewrites its own entry. */
   async write(input: WriteInput): Promise<Entry> {
+    return this.#write(input)
+  }
+
+  /** {@link Registry.write}; with `replacing`, only over exactly those bytes (or nothing), else `E_LOCKED` (a claim's update). */
+  #write(input: WriteInput, replacing?: Buffer): Entry {
     checkInput(input)
     const cwd = canonicalCwd(input.cwd)
     const pid = input.pid ?? process.pid
-    const previous = this.#folder.readCanonical(idOfCanonical(cwd))?.entry
+    // An entry file that cannot be read proves nothing: fail rather than write blind over it (or move it away).
+    const previous = this.#folder.readCanonical(idOfCanonical(cwd), true)?.entry
     const entry = this.#compose(cwd, pid, input, previous)
     let text: string
     try {
@@ -144,7 +153,10 @@ export class Registry {
     ensureDir(this.dir)
     // Last writer wins, but a corrupt file in the way is evidence: it goes to quarantine, never under a rename.
     if (!previous) this.#folder.quarantineCorrupt(entry.id)
-    writeAtomic(this.dir, `${entry.id}.json`, text)
+    if (replacing === undefined) writeAtomic(this.dir, `${entry.id}.json`, text)
+    else if (compareAndSwap(this.dir, `${entry.id}.json`, replacing, text) === 'changed') {
+      throw new RegistryError('E_LOCKED', `Workspace ${cwd} has been claimed by another process since; this claim no longer owns it.`, { cwd })
+    }
     return entry
   }
 
@@ -188,13 +200,15 @@ export class Registry {
     const canonical = canonicalCwd(cwd)
     const id = idOfCanonical(canonical)
     for (let attempt = 0; attempt < 16; attempt++) {
-      const current = this.#folder.resolve(id, { prune: true })
+      const current = this.#folder.resolve(id, { prune: true, strict: true })
       if (current && current.entry.pid !== 0) return current.entry
       const entry = this.#compose(canonical, 0, { name: name ?? current?.entry.name }, current?.entry)
       ensureDir(this.dir)
       // Replace only the version judged idle (or nothing): a live owner landing meanwhile wins.
       if (current && !current.legacy && compareAndDelete(this.dir, current.file, current.bytes) === 'changed') continue
       if (createExclusive(this.dir, `${id}.json`, serializeEntry(entry))) return entry
+      // Something that is no readable entry is in the way: a corrupt file goes to quarantine (compare-and-move), as write() does.
+      this.#folder.quarantineCorrupt(id)
     }
     throw new RegistryError('E_LOCKED', `Workspace ${canonical} is being rewritten by others without pause; try again.`)
   }
@@ -232,9 +246,9 @@ export class Registry {
     }
     const infos: EntryInfo[] = rows
     if (options.all) {
-      for (const file of scan.corrupt) {
+      for (const file of [...scan.corrupt, ...scan.unreadable]) {
         infos.push({
-          status: 'corrupt',
+          status: 'judged' in file ? 'corrupt' : 'unreadable',
           id: file.id,
           path: this.#folder.path(file.file),
           mtime: file.mtimeMs === null ? null : new Date(file.mtimeMs).toISOString(),
@@ -317,7 +331,7 @@ export class Registry {
 
   /** Write an entry owned by this process (or `input.pid`) and remove it on exit; see {@link Claim}. */
   async claim(input: ClaimInput): Promise<Claim> {
-    return claimWorkspace(this, input)
+    return claimWorkspace(this, input, (write, replacing) => this.#write(write, replacing))
   }
 
 }
