@@ -4,8 +4,8 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFile
 import { join } from 'node:path'
 import { spawnSync } from 'node:child_process'
 import { describe, expect, it } from 'vitest'
-import { parseEntry, type Entry } from '../../src/entry.js'
-import { QUARANTINE_DIR } from '../../src/paths.js'
+import { parseEntry, serializeEntry, type Entry } from '../../src/entry.js'
+import { QUARANTINE_DIR, workspaceId } from '../../src/paths.js'
 import { Registry } from '../../src/registry.js'
 import { CLI, FIXTURES, deadPid, exited, fixture, sandbox, sleeper, stdoutOf, tempDir, waitFor } from '../helpers.js'
 import { missing, readOnlyView, runBehind } from './kit.js'
@@ -14,12 +14,17 @@ import { missing, readOnlyView, runBehind } from './kit.js'
 async function liveRegistry(count: number): Promise<{ registry: Registry; dir: string; root: string; files: Map<string, string> }> {
   const { root, dir } = sandbox()
   const registry = new Registry({ dir })
-  const files = new Map<string, string>()
-  for (let i = 0; i < count; i++) {
+  mkdirSync(join(root, 'w0'))
+  const first = await registry.write({ cwd: join(root, 'w0') })
+  const files = new Map<string, string>([[`${first.id}.json`, readFileSync(join(dir, `${first.id}.json`), 'utf8')]])
+  // The others are the first one moved to other folders: written directly, since a thousand fsyncs would only slow the test.
+  for (let i = 1; i < count; i++) {
     const cwd = join(root, `w${i}`)
     mkdirSync(cwd)
-    const entry = await registry.write({ cwd })
-    files.set(`${entry.id}.json`, readFileSync(join(dir, `${entry.id}.json`), 'utf8'))
+    const entry: Entry = { ...first, id: workspaceId(cwd), cwd, name: `w${i}` }
+    const text = serializeEntry(entry)
+    writeFileSync(join(dir, `${entry.id}.json`), text, { mode: 0o600 })
+    files.set(`${entry.id}.json`, text)
   }
   return { registry, dir, root, files }
 }
@@ -65,5 +70,79 @@ describe('EMFILE: a file that cannot be opened is not corrupt', () => {
     const run = await starved(['register', dir, join(root, 'w2')])
     expect(JSON.parse(run.stdout), run.stderr).toMatchObject({ error: 'E_UNREADABLE' })
     expectUntouched(dir, files)
+  })
+})
+
+describe('compare-and-move quarantine', () => {
+  it('prune racing real writers never quarantines a fresh valid write', { timeout: 60_000 }, async () => {
+    const { dir, files } = await liveRegistry(600)
+    const planFile = join(tempDir(), 'plan.json')
+    writeFileSync(planFile, JSON.stringify([...files].map(([name, text]) => [join(dir, name), text])))
+    const writers = [fixture('rewriter.mjs', [planFile])]
+    const outs = writers.map(stdoutOf)
+    await waitFor(() => outs.every((out) => out().includes('ready')))
+    const registry = new Registry({ dir })
+    let corruptSeen = 0
+    for (let round = 0; round < 4; round++) {
+      // Torn bytes in place: truly corrupt when judged, and rewritten (validly) by the writers at any moment.
+      for (const name of files.keys()) writeFileSync(join(dir, name), '{"version": 1, "id"')
+      corruptSeen += (await registry.prune()).filter((item) => item.reason === 'corrupt').length
+    }
+    for (const writer of writers) writer.kill('SIGKILL')
+    await Promise.all(writers.map(exited))
+    const quarantined = existsSync(join(dir, QUARANTINE_DIR)) ? readdirSync(join(dir, QUARANTINE_DIR)) : []
+    const fresh = quarantined.filter((name) => parseEntry(readFileSync(join(dir, QUARANTINE_DIR, name)), name.slice(0, 16)).ok)
+    expect(fresh).toEqual([])
+    expect(corruptSeen, 'the race was run: prune judged files corrupt').toBeGreaterThan(0)
+  })
+
+  it('register() quarantines a corrupt entry file and records the workspace, as write() does', async () => {
+    const { dir, ws } = sandbox()
+    const registry = new Registry({ dir })
+    mkdirSync(dir, { mode: 0o700 })
+    writeFileSync(registry.entryPath(ws), 'not json', { mode: 0o600 })
+    const entry = await registry.register(ws)
+    expect(entry).toMatchObject({ cwd: ws, pid: 0 })
+    expect(await registry.read(ws)).toEqual(entry)
+    const quarantined = readdirSync(join(dir, QUARANTINE_DIR))
+    expect(quarantined).toHaveLength(1)
+    expect(readFileSync(join(dir, QUARANTINE_DIR, quarantined[0] as string), 'utf8')).toBe('not json')
+  })
+})
+
+describe('a compare-and-delete killed midway', () => {
+  it(`a read-only registry with a leftover aside file still lists (library and wsreg ls), showing the entry${missing('mount')}`, async () => {
+    const { dir, ws } = sandbox()
+    const registry = new Registry({ dir })
+    const entry = await registry.write({ cwd: ws })
+    renameSync(registry.entryPath(ws), `${registry.entryPath(ws)}.cad-${await deadPid()}-1-abcdef01`)
+    const view = readOnlyView(dir)
+    expect(await new Registry({ dir: view }).list()).toEqual([entry])
+    const ls = spawnSync(process.execPath, [CLI, '--dir', view, 'ls', '--json'], { encoding: 'utf8' })
+    expect(ls.status, ls.stderr).toBe(0)
+    expect(JSON.parse(ls.stdout)).toMatchObject([{ id: entry.id, cwd: ws, status: 'alive' }])
+  })
+
+  it("a reused pid (other start ticks) does not make a dead deleter's aside look in progress: the entry is restored", async () => {
+    const { dir, ws } = sandbox()
+    const registry = new Registry({ dir })
+    const entry = await registry.write({ cwd: ws })
+    const stranger = sleeper()
+    await waitFor(() => existsSync(`/proc/${stranger.pid}/stat`))
+    // Tick 1 is not when the stranger started: the deleter that took this aside was another process with its pid.
+    renameSync(registry.entryPath(ws), `${registry.entryPath(ws)}.cad-${stranger.pid}-t1-1-abcdef01`)
+    expect(await registry.list()).toEqual([entry])
+    expect(readdirSync(dir)).toEqual([`${entry.id}.json`])
+  })
+
+  it('an aside whose deleter still runs (same pid and start ticks) is left alone', async () => {
+    const { dir, ws } = sandbox()
+    const registry = new Registry({ dir })
+    await registry.write({ cwd: ws })
+    const ticks = readFileSync('/proc/self/stat', 'latin1').split(') ')[1]?.split(' ')[19]
+    const aside = `${registry.entryPath(ws)}.cad-${process.pid}-t${ticks}-1-abcdef01`
+    renameSync(registry.entryPath(ws), aside)
+    expect(await registry.list()).toEqual([])
+    expect(existsSync(aside)).toBe(true)
   })
 })
