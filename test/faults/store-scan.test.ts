@@ -3,10 +3,11 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { spawnSync } from 'node:child_process'
-import { describe, expect, it } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
 import { parseEntry, serializeEntry, type Entry } from '../../src/entry.js'
 import { QUARANTINE_DIR, workspaceId } from '../../src/paths.js'
 import { Registry } from '../../src/registry.js'
+import { compareAndDelete } from '../../src/store.js'
 import { CLI, FIXTURES, deadPid, exited, fixture, sandbox, sleeper, stdoutOf, tempDir, waitFor } from '../helpers.js'
 import { missing, readOnlyView, runBehind } from './kit.js'
 
@@ -34,6 +35,15 @@ function expectUntouched(dir: string, files: Map<string, string>): void {
   for (const [name, text] of files) expect(readFileSync(join(dir, name), 'utf8'), name).toBe(text)
   expect(existsSync(join(dir, QUARANTINE_DIR)) ? readdirSync(join(dir, QUARANTINE_DIR)) : []).toEqual([])
 }
+
+// No hard links here: this kernel has no vfat and no FUSE filesystem to mount, so `link` failing with EPERM (as on
+// vfat, some FUSE and SMB mounts) is the one mocked fault of this file. It is off unless a test sets it.
+const fault = vi.hoisted(() => ({ link: null as null | ((from: string, to: string) => void) }))
+vi.mock('node:fs', async (importOriginal) => {
+  const fs = await importOriginal<typeof import('node:fs')>()
+  const linkSync = (from: string, to: string) => (fault.link ? fault.link(from, to) : fs.linkSync(from, to))
+  return { ...fs, default: { ...fs, linkSync }, linkSync }
+})
 
 const starved = (args: string[]) => runBehind(['prlimit', '--nofile=128'], join(FIXTURES, 'fd-starved.mjs'), args)
 
@@ -144,5 +154,73 @@ describe('a compare-and-delete killed midway', () => {
     renameSync(registry.entryPath(ws), aside)
     expect(await registry.list()).toEqual([])
     expect(existsSync(aside)).toBe(true)
+  })
+})
+
+describe('Claim.update is compare-and-swap', () => {
+  it('never overwrites a new owner that lands during an update: the update fails with E_LOCKED instead', { timeout: 60_000 }, async () => {
+    const { root, dir } = sandbox()
+    const registry = new Registry({ dir })
+    const taker = fixture('taker.mjs', [dir], { stdio: ['pipe', 'pipe', 'pipe'] })
+    const out = stdoutOf(taker)
+    await waitFor(() => out().includes('ready'))
+    for (let trial = 0; trial < 15; trial++) {
+      const cwd = join(root, `t${trial}`)
+      mkdirSync(cwd)
+      const claim = await registry.claim({ cwd, cleanupOnExit: false })
+      taker.stdin?.write(`${cwd}\n`)
+      let refused = false
+      // Update as fast as we can while the other process takes the workspace over, then once more after it has.
+      for (let done = false; !refused; ) {
+        done ||= out().includes(`took ${cwd}\n`)
+        try {
+          await claim.update({ name: `update ${trial}` })
+        } catch (error) {
+          expect((error as { code?: string }).code).toBe('E_LOCKED')
+          refused = true
+        }
+        if (done && !refused) throw new Error(`trial ${trial}: an update after the takeover succeeded: the new owner's entry was overwritten`)
+      }
+      expect((await registry.read(cwd))?.pid).toBe(taker.pid)
+    }
+    taker.kill('SIGKILL')
+  })
+})
+
+describe('a filesystem without hard links (link mocked to fail with EPERM)', () => {
+  const eperm = () => Object.assign(new Error('EPERM: operation not permitted, link'), { code: 'EPERM' })
+
+  it('the put-back of a compare-and-delete never overwrites a newer version that landed meanwhile', () => {
+    const dir = tempDir()
+    const path = join(dir, 'x.json')
+    writeFileSync(path, 'judged-not-this')
+    fault.link = (_from, to) => {
+      // A writer's rename lands between the take-aside and the put-back, then link fails as on vfat.
+      writeFileSync(`${to}.tmp`, 'newer')
+      renameSync(`${to}.tmp`, to)
+      throw eperm()
+    }
+    try {
+      expect(compareAndDelete(dir, 'x.json', Buffer.from('something else'))).toBe('changed')
+    } finally {
+      fault.link = null
+    }
+    expect(readFileSync(path, 'utf8')).toBe('newer')
+    expect(readdirSync(dir)).toEqual(['x.json'])
+  })
+
+  it('the put-back still restores the version taken by mistake when nothing newer landed', () => {
+    const dir = tempDir()
+    writeFileSync(join(dir, 'x.json'), 'current')
+    fault.link = () => {
+      throw eperm()
+    }
+    try {
+      expect(compareAndDelete(dir, 'x.json', Buffer.from('older'))).toBe('changed')
+    } finally {
+      fault.link = null
+    }
+    expect(readFileSync(join(dir, 'x.json'), 'utf8')).toBe('current')
+    expect(readdirSync(dir)).toEqual(['x.json'])
   })
 })
