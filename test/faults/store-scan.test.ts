@@ -71,15 +71,15 @@ describe('EMFILE: a file that cannot be opened is not corrupt', () => {
   it(`write at the open-file limit fails with E_UNREADABLE and leaves the caller's own entry in place${missing('prlimit')}`, async () => {
     const { dir, root, files } = await liveRegistry(3)
     const run = await starved(['write', dir, join(root, 'w1')])
-    expect(JSON.parse(run.stdout), run.stderr).toMatchObject({ error: 'E_UNREADABLE', message: expect.stringMatching(/EMFILE.*ulimit -n/) })
     expectUntouched(dir, files)
+    expect(JSON.parse(run.stdout), run.stderr).toMatchObject({ error: 'E_UNREADABLE', message: expect.stringMatching(/EMFILE.*ulimit -n/) })
   })
 
   it(`register at the open-file limit fails with E_UNREADABLE and moves nothing${missing('prlimit')}`, async () => {
     const { dir, root, files } = await liveRegistry(3)
     const run = await starved(['register', dir, join(root, 'w2')])
-    expect(JSON.parse(run.stdout), run.stderr).toMatchObject({ error: 'E_UNREADABLE' })
     expectUntouched(dir, files)
+    expect(JSON.parse(run.stdout), run.stderr).toMatchObject({ error: 'E_UNREADABLE' })
   })
 })
 
