@@ -180,6 +180,7 @@ describe('Claim.update is compare-and-swap', () => {
           refused = true
         }
         if (done && !refused) throw new Error(`trial ${trial}: an update after the takeover succeeded: the new owner's entry was overwritten`)
+        await new Promise((resolve) => setImmediate(resolve)) // let the taker's output in
       }
       expect((await registry.read(cwd))?.pid).toBe(taker.pid)
     }
