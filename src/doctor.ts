@@ -3,7 +3,7 @@ import { join } from 'node:path'
 import { LOCK_FILE_NAME, lockHolder, lockState } from './lock.js'
 import { ENTRY_NAME, QUARANTINE_DIR } from './paths.js'
 import type { Registry } from './registry.js'
-import { dirProblem } from './store.js'
+import { dirProblem, readEntryView } from './store.js'
 
 /** What a {@link Finding} is about; stable, for scripts. */
 export type FindingKind =
@@ -90,6 +90,11 @@ async function findProblems(registry: Registry): Promise<Finding[]> {
     const path = join(dir, name)
     const file = lstatSync(path, { throwIfNoEntry: false })
     if (!file?.isFile()) continue // symlinks and the like are reported as corrupt below
+    const read = readEntryView(path)
+    if (read.kind === 'unreadable') {
+      // Not corrupt: the failure is about this reader (descriptors, permissions, disk), so no repair touches the file.
+      add('problem', 'unreadable', path, `entry file ${read.problem}; it is neither corrupt nor moved: fix the cause (ulimit -n, owner and mode, disk) and look again`, false)
+    }
     if (!ours(file)) add('problem', 'file-owner', path, `entry file is owned by uid ${file.uid}, not by you (uid ${uid}): chown it to yourself or remove it`, false)
     else if ((file.mode & 0o077) !== 0) add('problem', 'file-mode', path, `entry file is readable or writable by others (mode ${modeOf(file)}): chmod 600`, true)
   }
@@ -102,11 +107,8 @@ async function findProblems(registry: Registry): Promise<Finding[]> {
       add('note', 'legacy', item.path, `legacy per-process file of ${item.cwd}; the next list or prune folds it into <id>.json`, true, item.reason)
     } else add('problem', 'dead', item.path, `stale entry of ${item.cwd} (${item.reason}); prune deletes it`, true, item.reason)
   }
-  for (const row of await registry.listInfo({ prune: false, all: true })) {
-    if (row.status === 'unreadable') {
-      // Not corrupt: the failure is about this reader (descriptors, permissions, disk), so no repair touches the file.
-      add('problem', 'unreadable', row.path, `entry file ${row.problem}; it is neither corrupt nor moved: fix the cause (ulimit -n, owner and mode, disk) and look again`, false)
-    } else if (row.status === 'orphan') {
+  for (const row of await registry.listInfo({ prune: false })) {
+    if (row.status === 'orphan') {
       add('problem', 'orphan', row.path, `pid ${row.pid} still runs but its workspace ${row.cwd} is gone (${row.reason}); stop it with \`wsreg reap ${row.id}\``, false, row.reason ?? undefined)
     } else if (row.status === 'unknown') {
       add('note', 'unknown', row.path, `entry of ${row.cwd} cannot be judged here (${row.reason}: ${UNJUDGEABLE[row.reason ?? ''] ?? 'no identity'}); it is kept`, false, row.reason ?? undefined)

@@ -72,11 +72,8 @@ export type EntryRow = Entry & {
 
 /** A file that has an entry's name but is not a readable entry (only with `all: true`). */
 export interface CorruptRow {
-  /**
-   * `corrupt` (its own bytes or type are wrong; prune quarantines it) or `unreadable` (it could not be opened or
-   * read, e.g. EMFILE or EACCES: that proves nothing about it, and nothing moves it); tells these rows apart from {@link EntryRow}s.
-   */
-  status: 'corrupt' | 'unreadable'
+  /** Always `corrupt`: tells these rows apart from {@link EntryRow}s. */
+  status: 'corrupt'
   /** Workspace id from the file name. */
   id: string
   /** The file. */
@@ -246,9 +243,10 @@ export class Registry {
     }
     const infos: EntryInfo[] = rows
     if (options.all) {
-      for (const file of [...scan.corrupt, ...scan.unreadable]) {
+      // Unreadable files (EMFILE, EACCES…) are left out: they are not corrupt, and `wsreg doctor` reports them.
+      for (const file of scan.corrupt) {
         infos.push({
-          status: 'judged' in file ? 'corrupt' : 'unreadable',
+          status: 'corrupt',
           id: file.id,
           path: this.#folder.path(file.file),
           mtime: file.mtimeMs === null ? null : new Date(file.mtimeMs).toISOString(),

@@ -1,4 +1,4 @@
-import type { CorruptRow, EntryInfo } from '../index.js'
+import type { EntryInfo } from '../index.js'
 
 /** Where a command writes: data to `out`, messages to `err`. */
 export interface Output {
@@ -36,7 +36,6 @@ const STATUS_STYLE: Record<string, keyof typeof CODES> = {
   dead: 'red',
   gone: 'red',
   corrupt: 'red',
-  unreadable: 'yellow',
 }
 
 /** A status word, coloured by how much it needs attention. */
@@ -70,14 +69,12 @@ export function table(header: string[], rows: string[][], output: Output): strin
     .join('\n')
 }
 
-const isFileRow = (row: EntryInfo): row is CorruptRow => row.status === 'corrupt' || row.status === 'unreadable'
-
 /** The human table of `wsreg ls`: name, status, pid, uptime, cwd, url (and health when probed). */
 export function entryTable(rows: EntryInfo[], output: Output, options: { health?: boolean; host?: boolean } = {}): string {
   const header = ['NAME', 'STATUS', 'PID', 'UPTIME', ...(options.host ? ['HOST'] : []), ...(options.health ? ['HEALTH'] : []), 'CWD', 'URL']
   const body = rows.map((row) => {
-    if (isFileRow(row)) {
-      return [row.id, statusWord(output, row.status), '-', '-', ...(options.host ? ['-'] : []), ...(options.health ? ['-'] : []), row.path, row.problem]
+    if (row.status === 'corrupt') {
+      return [row.id, statusWord(output, 'corrupt'), '-', '-', ...(options.host ? ['-'] : []), ...(options.health ? ['-'] : []), row.path, row.problem]
     }
     const health = row.health ? paint(output, row.health === 'up' ? 'green' : 'red', row.health) : '-'
     return [

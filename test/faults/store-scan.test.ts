@@ -50,7 +50,7 @@ const starved = (args: string[]) => runBehind(['prlimit', '--nofile=128'], join(
 describe('EMFILE: a file that cannot be opened is not corrupt', () => {
   it(`prune at the open-file limit never quarantines or deletes a live entry${missing('prlimit')}`, { timeout: 60_000 }, async () => {
     const { dir, files } = await liveRegistry(300)
-    const run = await starved(['prune', dir])
+    const run = await starved(['prune', dir, '', '300'])
     expect(run.code, run.stderr).toBe(0)
     const { passes, unreadable } = JSON.parse(run.stdout).result
     expect(passes).toBe(3)
@@ -60,7 +60,7 @@ describe('EMFILE: a file that cannot be opened is not corrupt', () => {
 
   it(`doctor --fix at the open-file limit never quarantines or deletes a live entry${missing('prlimit')}`, { timeout: 60_000 }, async () => {
     const { dir, files } = await liveRegistry(300)
-    const run = await starved(['doctor', dir])
+    const run = await starved(['doctor', dir, '', '300'])
     expect(run.code, run.stderr).toBe(0)
     const { passes, unreadable } = JSON.parse(run.stdout).result
     expect(passes).toBe(3)
