@@ -32,16 +32,12 @@ export interface PruneItem {
 /** What `registry.prune()` did (or, with `dryRun`, would do). */
 export type PruneReport = PruneItem[]
 
-/** A file with an entry's name that could not be read (EMFILE, EACCES, EIO…): not corrupt, never moved. */
-export interface UnreadableFile {
+/** A file with an entry's name that is not an entry by its own bytes or type. */
+export interface CorruptFile {
   id: string
   file: string
   problem: string
   mtimeMs: number | null
-}
-
-/** A file with an entry's name that is not an entry by its own bytes or type. */
-export interface CorruptFile extends UnreadableFile {
   /** What was judged corrupt: quarantine moves the file only while it is still exactly this. */
   judged: Judged
 }
@@ -63,7 +59,6 @@ export interface ScanResult {
   rows: Candidate[]
   dead: Candidate[]
   corrupt: CorruptFile[]
-  unreadable: UnreadableFile[]
   report: PruneItem[]
 }
 
@@ -146,14 +141,14 @@ export class Folder {
       canonical.verdict = judge.judge(canonical.entry, canonical.mtimeMs)
       if (!isPrunable(canonical.verdict.status)) return canonical
     }
-    const result: ScanResult = { rows: [], dead: [], corrupt: [], unreadable: [], report: [] }
+    const result: ScanResult = { rows: [], dead: [], corrupt: [], report: [] }
     this.#resolveGroup(id, this.filesOf(id), judge, { ...options, keepBytes: true }, result)
     return result.rows[0]
   }
 
   /** Read (and, when asked, clean) the whole folder. */
   scan(options: ScanOptions): ScanResult {
-    const result: ScanResult = { rows: [], dead: [], corrupt: [], unreadable: [], report: [] }
+    const result: ScanResult = { rows: [], dead: [], corrupt: [], report: [] }
     if (!checkDir(this.dir)) return result
     let names: string[]
     try {
@@ -220,8 +215,8 @@ export class Folder {
       const read = readEntryView(this.path(file))
       if (read.kind === 'missing') continue
       if (read.kind === 'unreadable') {
+        // Not corrupt, not gone: skipped by lists (doctor reports it), never moved; a caller about to write fails.
         if (options.strict) throw unreadableError(this.path(file), read.problem)
-        result.unreadable.push({ id, file, problem: read.problem, mtimeMs: read.mtimeMs })
         continue
       }
       if (read.kind === 'corrupt') {
@@ -315,7 +310,8 @@ export class Folder {
     if (read.kind === 'missing') return true
     const parsed = read.kind === 'ok' ? parseEntry(read.bytes, id, { legacy: file.charAt(16) === '-', localHost: judge.host }) : undefined
     if (read.kind === 'corrupt' || (read.kind === 'ok' && parsed?.ok === false)) {
-      // A quarantine killed midway: the corrupt file still goes to quarantine, never to the sweep.
+      // A quarantine killed midway: the corrupt file still goes to quarantine (by prune), never to the sweep.
+      if (!options.quarantine) return true
       const judged = read.kind === 'corrupt' ? read.judged : Buffer.from(read.bytes)
       const problem = read.kind === 'corrupt' ? read.problem : parsed?.ok === false ? parsed.problem : ''
       const quarantinedTo = options.dryRun ? null : quarantine(this.dir, name, judged)

@@ -1,6 +1,6 @@
 // Faults on the read, scan and delete side of the store: an error is not evidence, and nothing is moved or deleted
 // that was not judged. Every fault here is real (descriptor limits, read-only mounts, racing processes, reused pids).
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, utimesSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { spawnSync } from 'node:child_process'
 import { describe, expect, it, vi } from 'vitest'
@@ -143,6 +143,21 @@ describe('a compare-and-delete killed midway', () => {
     renameSync(registry.entryPath(ws), `${registry.entryPath(ws)}.cad-${stranger.pid}-t1-1-abcdef01`)
     expect(await registry.list()).toEqual([entry])
     expect(readdirSync(dir)).toEqual([`${entry.id}.json`])
+  })
+
+  it('a corrupt file a killed quarantine left aside goes to quarantine, never to the temp sweep', async () => {
+    const { dir, ws } = sandbox()
+    const registry = new Registry({ dir })
+    mkdirSync(dir, { mode: 0o700 })
+    const aside = `${registry.entryPath(ws)}.cad-${await deadPid()}-t1-1-abcdef01`
+    writeFileSync(aside, 'not json', { mode: 0o600 })
+    const old = new Date(Date.now() - 3_600_000)
+    utimesSync(aside, old, old) // a rename keeps the mtime: an aside can look old to the sweep
+    expect(await registry.list()).toEqual([])
+    expect(existsSync(aside)).toBe(true)
+    expect((await registry.prune()).map((item) => item.reason)).toEqual(['corrupt'])
+    const quarantined = readdirSync(join(dir, QUARANTINE_DIR))
+    expect(quarantined.map((name) => readFileSync(join(dir, QUARANTINE_DIR, name), 'utf8'))).toEqual(['not json'])
   })
 
   it('an aside whose deleter still runs (same pid and start ticks) is left alone', async () => {
