@@ -2,7 +2,7 @@
 export type RegistryErrorCode =
   /** Another process (or this one) holds the workspace lock. */
   | 'E_LOCKED'
-  /** An entry file is unreadable as an entry. Reserved: read and list skip corrupt files and prune quarantines them, so nothing throws it today. */
+  /** An entry file is not an entry (bad JSON, wrong shape, not a regular file) and could not be quarantined; read and list skip such files. */
   | 'E_CORRUPT'
   /** An entry file exists but could not be opened or read (EMFILE, EACCES, EIO…); nothing was moved or changed. */
   | 'E_UNREADABLE'

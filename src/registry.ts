@@ -4,7 +4,7 @@ import { RegistryError } from './errors.js'
 import { probeUrls, type Health } from './health.js'
 import { captureIdentity, inspectProcess } from './identity.js'
 import type { Candidate } from './legacy.js'
-import { ID_PATTERN, absoluteDir, canonicalCwd, defaultRegistryDir, idOfCanonical } from './paths.js'
+import { ID_PATTERN, QUARANTINE_DIR, absoluteDir, canonicalCwd, defaultRegistryDir, idOfCanonical } from './paths.js'
 import type { Status, StatusReason } from './status.js'
 import { claimWorkspace, type Claim, type ClaimInput } from './claim.js'
 import { acquireLock, type LockOptions } from './lock.js'
@@ -206,6 +206,10 @@ export class Registry {
       if (createExclusive(this.dir, `${id}.json`, serializeEntry(entry))) return entry
       // Something that is no readable entry is in the way: a corrupt file goes to quarantine (compare-and-move), as write() does.
       this.#folder.quarantineCorrupt(id)
+    }
+    const stuck = this.#folder.corruptProblem(id)
+    if (stuck) {
+      throw new RegistryError('E_CORRUPT', `Entry file ${this.#folder.path(`${id}.json`)} ${stuck} and could not be moved to ${QUARANTINE_DIR}/: move it away by hand.`)
     }
     throw new RegistryError('E_LOCKED', `Workspace ${canonical} is being rewritten by others without pause; try again.`)
   }

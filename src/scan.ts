@@ -121,6 +121,15 @@ export class Folder {
     else if (read.kind === 'ok' && !parseEntry(read.bytes, id).ok) quarantine(this.dir, file, Buffer.from(read.bytes))
   }
 
+  /** What makes the canonical file of `id` corrupt, or null when it is missing, unreadable or a valid entry. */
+  corruptProblem(id: string): string | null {
+    const read = readEntryView(this.path(`${id}.json`))
+    if (read.kind === 'corrupt') return read.problem
+    if (read.kind !== 'ok') return null
+    const parsed = parseEntry(read.bytes, id)
+    return parsed.ok ? null : parsed.problem
+  }
+
   /** The canonical file of `id`, parsed but not judged; `strict` throws `E_UNREADABLE` rather than skip an unreadable file. */
   readCanonical(id: string, strict = false): Candidate | undefined {
     const file = `${id}.json`

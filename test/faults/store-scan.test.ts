@@ -1,6 +1,6 @@
 // Faults on the read, scan and delete side of the store: an error is not evidence, and nothing is moved or deleted
 // that was not judged. Every fault here is real (descriptor limits, read-only mounts, racing processes, reused pids).
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, utimesSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { spawnSync } from 'node:child_process'
 import { describe, expect, it, vi } from 'vitest'
@@ -117,6 +117,19 @@ describe('compare-and-move quarantine', () => {
     const quarantined = readdirSync(join(dir, QUARANTINE_DIR))
     expect(quarantined).toHaveLength(1)
     expect(readFileSync(join(dir, QUARANTINE_DIR, quarantined[0] as string), 'utf8')).toBe('not json')
+  })
+})
+
+describe('register() against a corrupt file that cannot be quarantined', () => {
+  it('fails with E_CORRUPT naming the file, not a misleading E_LOCKED', async () => {
+    const { dir, ws, root } = sandbox()
+    const registry = new Registry({ dir })
+    mkdirSync(dir, { mode: 0o700 })
+    mkdirSync(join(root, 'elsewhere'))
+    symlinkSync(join(root, 'elsewhere'), join(dir, QUARANTINE_DIR)) // a quarantine that is a link is never used
+    writeFileSync(registry.entryPath(ws), 'not json', { mode: 0o600 })
+    await expect(registry.register(ws)).rejects.toMatchObject({ code: 'E_CORRUPT', message: expect.stringContaining(registry.entryPath(ws)) })
+    expect(readFileSync(registry.entryPath(ws), 'utf8')).toBe('not json')
   })
 })
 
