@@ -186,11 +186,11 @@ export class Folder {
     }
     const judge = new Judge(this.marker)
     const debris: string[] = []
-    for (const name of options.prune ? temps : []) {
+    for (const name of temps) {
       const handled = this.#restoreAside(name, judge, options, result)
       if (handled === false) debris.push(name)
       // A restored entry is listed like any other (it was not in the folder when it was read).
-      // On a read-only folder the aside cannot be put back: it is read in place of the missing entry file.
+      // Where the aside is not put back (no pruning, a dry run, a read-only folder), it is read in place of the missing entry file.
       if (typeof handled === 'string' && !groups.has(handled.slice(0, 16))) groups.set(handled.slice(0, 16), handled)
     }
     for (const [id, files] of groups) this.#resolveGroup(id, typeof files === 'string' ? [files] : files, judge, options, result)
@@ -302,9 +302,9 @@ export class Folder {
    * (link fails when a still newer version exists, which then stands). The deleter's pid and start ticks are in
    * the name, so this needs no age: while the deleter runs (or is us) the aside is its own to settle, and is left
    * alone — a rename keeps the old mtime, so the age rule must never judge an aside — but a reused pid (other start
-   * ticks) is not the deleter. Returns the file name to read the entry from when it was put back (or, on a read-only
-   * folder, could not be and no entry file is there: the aside itself), true when the aside was otherwise dealt
-   * with, false when it is ordinary debris.
+   * ticks) is not the deleter. Returns the file name to read the entry from when it was put back (or, when it is not
+   * put back — no pruning, a dry run, a read-only folder — and no entry file is there: the aside itself), true when
+   * the aside was otherwise dealt with, false when it is ordinary debris.
    */
   #restoreAside(name: string, judge: Judge, options: ScanOptions, result: ScanResult): string | boolean {
     const aside = parseAside(name)
@@ -329,9 +329,10 @@ export class Folder {
     }
     if (!parsed?.ok || isPrunable(judge.judge(parsed.entry, read.mtimeMs).status)) return false
     const item: PruneItem = { id, cwd: parsed.entry.cwd, path: this.path(file), reason: 'restored' }
-    if (options.dryRun) {
-      result.report.push(item)
-      return true
+    const inPlace = () => (lstatSync(this.path(file), { throwIfNoEntry: false }) === undefined ? name : true)
+    if (options.dryRun || !options.prune) {
+      if (options.prune) result.report.push(item)
+      return inPlace()
     }
     let restored = false
     try {
@@ -339,7 +340,7 @@ export class Folder {
     } catch (error) {
       if (!isErrno(error, 'EROFS', 'EACCES', 'EPERM')) throw error
       // Read-only: list what the folder holds. The aside speaks for the entry only when no entry file is there.
-      return lstatSync(this.path(file), { throwIfNoEntry: false }) === undefined ? name : true
+      return inPlace()
     }
     result.report.push(restored ? item : { ...item, path: this.path(name), reason: 'stale-temp' })
     unlinkQuiet(this.path(name))

@@ -146,6 +146,16 @@ describe('a compare-and-delete killed midway', () => {
     expect(JSON.parse(ls.stdout)).toMatchObject([{ id: entry.id, cwd: ws, status: 'alive' }])
   })
 
+  it('list({ prune: false }) shows the entry a killed compare-and-delete left aside, and changes nothing on disk', async () => {
+    const { dir, ws } = sandbox()
+    const registry = new Registry({ dir })
+    const entry = await registry.write({ cwd: ws })
+    const aside = `${registry.entryPath(ws)}.cad-${await deadPid()}-t1-1-abcdef01`
+    renameSync(registry.entryPath(ws), aside)
+    expect(await registry.list({ prune: false })).toEqual([entry])
+    expect(readdirSync(dir)).toEqual([aside.slice(dir.length + 1)])
+  })
+
   it("a reused pid (other start ticks) does not make a dead deleter's aside look in progress: the entry is restored", async () => {
     const { dir, ws } = sandbox()
     const registry = new Registry({ dir })
