@@ -2,7 +2,7 @@ import { join } from 'node:path'
 import { parseEntry, sameProcess, type Entry } from './entry.js'
 import { RegistryError } from './errors.js'
 import type { Registry, WriteInput } from './registry.js'
-import { compareAndDelete, readEntryFile } from './store.js'
+import { compareAndDelete, readEntryFile, unreadableError } from './store.js'
 
 /** What {@link Registry.claim} records, and how it cleans up. */
 export interface ClaimInput extends WriteInput {
@@ -34,9 +34,11 @@ export interface Claim {
 }
 
 /** The entry file of `owner`'s workspace as it is now, when it still belongs to `owner`. */
-function readOwned(dir: string, owner: Entry): { bytes: Buffer; entry: Entry } | 'missing' | 'other' {
-  const read = readEntryFile(join(dir, `${owner.id}.json`))
+function readOwned(dir: string, owner: Entry): { bytes: Buffer; entry: Entry } | 'missing' | 'other' | RegistryError {
+  const path = join(dir, `${owner.id}.json`)
+  const read = readEntryFile(path)
   if (read.kind === 'missing') return 'missing'
+  if (read.kind === 'unreadable') return unreadableError(path, read.problem)
   if (read.kind !== 'ok') return 'other'
   const parsed = parseEntry(read.bytes.toString('utf8'), owner.id)
   if (!parsed.ok || !sameProcess(parsed.entry, owner)) return 'other'
@@ -45,7 +47,8 @@ function readOwned(dir: string, owner: Entry): { bytes: Buffer; entry: Entry } |
 
 /** True while the entry file of `owner`'s workspace still names that same process. */
 export function stillOwned(dir: string, owner: Entry): boolean {
-  return typeof readOwned(dir, owner) !== 'string'
+  const owned = readOwned(dir, owner)
+  return typeof owned !== 'string' && !(owned instanceof RegistryError)
 }
 
 /**
@@ -54,12 +57,16 @@ export function stillOwned(dir: string, owner: Entry): boolean {
  */
 export function removeOwned(dir: string, owner: Entry): boolean {
   const current = readOwned(dir, owner)
-  if (typeof current === 'string') return false
+  if (typeof current === 'string' || current instanceof RegistryError) return false
   return compareAndDelete(dir, `${owner.id}.json`, current.bytes) === 'deleted'
 }
 
 /** Write `input` as this process's claim on a workspace, and remove it again on exit (see {@link ClaimInput.cleanupOnExit}). */
-export async function claimWorkspace(registry: Registry, input: ClaimInput): Promise<Claim> {
+export async function claimWorkspace(
+  registry: Registry,
+  input: ClaimInput,
+  rewrite: (input: WriteInput, replacing: Buffer) => Entry,
+): Promise<Claim> {
   const { cleanupOnExit, ...write } = input ?? ({} as ClaimInput)
   let entry = await registry.write(write)
   let stopWatching: (() => void) | undefined
@@ -82,18 +89,23 @@ export async function claimWorkspace(registry: Registry, input: ClaimInput): Pro
     },
     async update(patch) {
       if (released) throw new RegistryError('E_INVALID', `The claim on ${entry.cwd} was released: claim it again before updating.`)
-      if (readOwned(registry.dir, entry) === 'other') {
+      const owned = readOwned(registry.dir, entry)
+      // Not being able to read the file says nothing about who owns it now.
+      if (owned instanceof RegistryError) throw owned
+      if (owned === 'other') {
         throw new RegistryError('E_LOCKED', `Workspace ${entry.cwd} has been claimed by another process since; this claim no longer owns it.`, {
           cwd: entry.cwd,
         })
       }
-      entry = await registry.write({
+      // Compare-and-swap: replaced only while the file still holds exactly what we read as ours, so a new owner
+      // landing between our check and our write is never overwritten (E_LOCKED instead). Missing: recreated.
+      entry = rewrite({
         cwd: entry.cwd,
         pid: entry.pid,
         name: patch.name ?? entry.name,
         url: 'url' in patch ? patch.url : entry.url,
         meta: 'meta' in patch ? patch.meta : entry.meta,
-      })
+      }, owned === 'missing' ? Buffer.alloc(0) : owned.bytes)
       return entry
     },
     async release() {

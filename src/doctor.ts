@@ -3,7 +3,7 @@ import { join } from 'node:path'
 import { LOCK_FILE_NAME, lockHolder, lockState } from './lock.js'
 import { ENTRY_NAME, QUARANTINE_DIR } from './paths.js'
 import type { Registry } from './registry.js'
-import { dirProblem } from './store.js'
+import { dirProblem, readEntryView } from './store.js'
 
 /** What a {@link Finding} is about; stable, for scripts. */
 export type FindingKind =
@@ -13,6 +13,7 @@ export type FindingKind =
   | 'file-mode'
   | 'file-owner'
   | 'corrupt'
+  | 'unreadable'
   | 'dead'
   | 'legacy'
   | 'stale-temp'
@@ -89,6 +90,11 @@ async function findProblems(registry: Registry): Promise<Finding[]> {
     const path = join(dir, name)
     const file = lstatSync(path, { throwIfNoEntry: false })
     if (!file?.isFile()) continue // symlinks and the like are reported as corrupt below
+    const read = readEntryView(path)
+    if (read.kind === 'unreadable') {
+      // Not corrupt: the failure is about this reader (descriptors, permissions, disk), so no repair touches the file.
+      add('problem', 'unreadable', path, `entry file ${read.problem}; it is neither corrupt nor moved: fix the cause (ulimit -n, owner and mode, disk) and look again`, false)
+    }
     if (!ours(file)) add('problem', 'file-owner', path, `entry file is owned by uid ${file.uid}, not by you (uid ${uid}): chown it to yourself or remove it`, false)
     else if ((file.mode & 0o077) !== 0) add('problem', 'file-mode', path, `entry file is readable or writable by others (mode ${modeOf(file)}): chmod 600`, true)
   }

@@ -4,8 +4,10 @@ export type RegistryErrorCode =
   | 'E_LOCKED'
   /** The registry folder's disk (or the user's quota) is full: the write failed whole and the previous version stands. */
   | 'E_NO_SPACE'
-  /** An entry file is unreadable as an entry. Reserved: read and list skip corrupt files and prune quarantines them, so nothing throws it today. */
+  /** An entry file is not an entry (bad JSON, wrong shape, not a regular file) and could not be quarantined; read and list skip such files. */
   | 'E_CORRUPT'
+  /** An entry file exists but could not be opened or read (EMFILE, EACCES, EIO…); nothing was moved or changed. */
+  | 'E_UNREADABLE'
   /** The registry folder is a symlink, writable by others, or owned by another user. */
   | 'E_UNSAFE_DIR'
   /** An argument is malformed (bad cwd, bad pid, bad id). */

@@ -4,12 +4,12 @@ import { RegistryError } from './errors.js'
 import { probeUrls, type Health } from './health.js'
 import { captureIdentity, inspectProcess } from './identity.js'
 import type { Candidate } from './legacy.js'
-import { ID_PATTERN, absoluteDir, canonicalCwd, defaultRegistryDir, idOfCanonical, recordableCwd } from './paths.js'
+import { ID_PATTERN, QUARANTINE_DIR, absoluteDir, canonicalCwd, defaultRegistryDir, idOfCanonical, recordableCwd } from './paths.js'
 import type { Status, StatusReason } from './status.js'
 import { claimWorkspace, type Claim, type ClaimInput } from './claim.js'
 import { acquireLock, type LockOptions } from './lock.js'
 import { reapEntry, type ReapOptions, type ReapResult } from './reap.js'
-import { checkDir, compareAndDelete, createExclusive, ensureDir, readEntryFile, writeAtomic } from './store.js'
+import { checkDir, compareAndDelete, compareAndSwap, createExclusive, ensureDir, readEntryFile, writeAtomic } from './store.js'
 import { Folder, byNameThenCwd, type PruneReport } from './scan.js'
 import { RegistryWatcher, type WatchOptions } from './watch.js'
 
@@ -127,10 +127,16 @@ export class Registry {
 
   /** Record a workspace (last writer wins). Keeps `startedAt` when the same process rewrites its own entry. */
   async write(input: WriteInput): Promise<Entry> {
+    return this.#write(input)
+  }
+
+  /** {@link Registry.write}; with `replacing`, only over exactly those bytes (or nothing), else `E_LOCKED` (a claim's update). */
+  #write(input: WriteInput, replacing?: Buffer): Entry {
     checkInput(input)
     const cwd = recordableCwd(input.cwd)
     const pid = input.pid ?? process.pid
-    const previous = this.#folder.readCanonical(idOfCanonical(cwd))?.entry
+    // An entry file that cannot be read proves nothing: fail rather than write blind over it (or move it away).
+    const previous = this.#folder.readCanonical(idOfCanonical(cwd), true)?.entry
     const entry = this.#compose(cwd, pid, input, previous)
     let text: string
     try {
@@ -144,7 +150,10 @@ export class Registry {
     ensureDir(this.dir)
     // Last writer wins, but a corrupt file in the way is evidence: it goes to quarantine, never under a rename.
     if (!previous) this.#folder.quarantineCorrupt(entry.id)
-    writeAtomic(this.dir, `${entry.id}.json`, text)
+    if (replacing === undefined) writeAtomic(this.dir, `${entry.id}.json`, text)
+    else if (compareAndSwap(this.dir, `${entry.id}.json`, replacing, text) === 'changed') {
+      throw new RegistryError('E_LOCKED', `Workspace ${cwd} has been claimed by another process since; this claim no longer owns it.`, { cwd })
+    }
     return entry
   }
 
@@ -190,12 +199,18 @@ export class Registry {
     const canonical = recordableCwd(cwd)
     const id = idOfCanonical(canonical)
     for (let attempt = 0; attempt < 16; attempt++) {
-      const current = this.#folder.resolve(id, { prune: true })
+      const current = this.#folder.resolve(id, { prune: true, strict: true })
       if (current && current.entry.pid !== 0) return current.entry
       const entry = this.#compose(canonical, 0, { name: name ?? current?.entry.name }, current?.entry)
       ensureDir(this.dir)
       // Replace only the version judged idle (or nothing): a live owner landing meanwhile wins.
       if (createExclusive(this.dir, `${id}.json`, serializeEntry(entry), current && !current.legacy ? current.bytes : undefined)) return entry
+      // Something that is no readable entry is in the way: a corrupt file goes to quarantine (compare-and-move), as write() does.
+      this.#folder.quarantineCorrupt(id)
+    }
+    const stuck = this.#folder.corruptProblem(id)
+    if (stuck) {
+      throw new RegistryError('E_CORRUPT', `Entry file ${this.#folder.path(`${id}.json`)} ${stuck} and could not be moved to ${QUARANTINE_DIR}/: move it away by hand.`)
     }
     throw new RegistryError('E_LOCKED', `Workspace ${canonical} is being rewritten by others without pause; try again.`)
   }
@@ -234,6 +249,7 @@ export class Registry {
     }
     const infos: EntryInfo[] = rows
     if (options.all) {
+      // Unreadable files (EMFILE, EACCES…) are left out: they are not corrupt, and `wsreg doctor` reports them.
       for (const file of scan.corrupt) {
         infos.push({
           status: 'corrupt',
@@ -319,7 +335,7 @@ export class Registry {
 
   /** Write an entry owned by this process (or `input.pid`) and remove it on exit; see {@link Claim}. */
   async claim(input: ClaimInput): Promise<Claim> {
-    return claimWorkspace(this, input)
+    return claimWorkspace(this, input, (write, replacing) => this.#write(write, replacing))
   }
 
 }

@@ -1,4 +1,4 @@
-import { linkSync, readdirSync } from 'node:fs'
+import { lstatSync, readdirSync } from 'node:fs'
 import { join, sep } from 'node:path'
 import { parseEntry, serializeEntry, type Entry } from './entry.js'
 import { isErrno } from './errors.js'
@@ -6,7 +6,9 @@ import { pickWinner, upgradeLegacy, type Candidate } from './legacy.js'
 import { LOCK_FILE, LOCK_FILE_NAME, LOCK_TEMP_NAME, staleLockRecord } from './lock.js'
 import { ENTRY_NAME, TEMP_NAME } from './paths.js'
 import { Judge, isPrunable, type StatusReason } from './status.js'
-import { checkDir, compareAndDelete, createExclusive, quarantine, readEntryFile, readEntryView, sweepTemp, unlinkQuiet } from './store.js'
+import {
+  checkDir, compareAndDelete, createExclusive, parseAside, placeExclusive, quarantine, readEntryFile, readEntryView, sweepTemp, unlinkQuiet, unreadableError, type Judged,
+} from './store.js'
 
 /** Why `registry.prune()` took a file away. */
 export type PruneReason = StatusReason | 'legacy-duplicate' | 'legacy-migrated' | 'corrupt' | 'stale-temp' | 'stale-lock' | 'restored'
@@ -30,11 +32,14 @@ export interface PruneItem {
 /** What `registry.prune()` did (or, with `dryRun`, would do). */
 export type PruneReport = PruneItem[]
 
+/** A file with an entry's name that is not an entry by its own bytes or type. */
 export interface CorruptFile {
   id: string
   file: string
   problem: string
   mtimeMs: number | null
+  /** What was judged corrupt: quarantine moves the file only while it is still exactly this. */
+  judged: Judged
 }
 
 export interface ScanOptions {
@@ -46,6 +51,8 @@ export interface ScanOptions {
   keepBytes?: boolean
   /** Move corrupt files into `.quarantine/`. */
   quarantine?: boolean
+  /** Throw `E_UNREADABLE` for a file that cannot be read, instead of skipping it (callers about to write). */
+  strict?: boolean
 }
 
 export interface ScanResult {
@@ -57,8 +64,6 @@ export interface ScanResult {
 
 /** A temp file older than this is a crashed writer's debris. */
 const STALE_TEMP_MS = 60_000
-/** A file a compare-and-delete took aside: `<entry name>.cad-<deleter pid>-…`. */
-const CAD_ASIDE = /^([0-9a-f]{16})((?:-[0-9]+)?\.json)\.cad-([0-9]+)-/
 const NO_BYTES = Buffer.alloc(0)
 
 /** Rows sort by name, then cwd, by UTF-16 code units: the same order on every machine. */
@@ -104,17 +109,32 @@ export class Folder {
     return files
   }
 
-  /** Move the canonical file of `id` to `.quarantine/` if it is there but not a valid entry. */
+  /**
+   * Move the canonical file of `id` to `.quarantine/` if it is there but not a valid entry (compare-and-move);
+   * throws `E_UNREADABLE` when it cannot be read, since that proves nothing about it.
+   */
   quarantineCorrupt(id: string): void {
     const file = `${id}.json`
     const read = readEntryView(this.path(file))
-    if (read.kind === 'corrupt' || (read.kind === 'ok' && !parseEntry(read.bytes, id).ok)) quarantine(this.dir, file)
+    if (read.kind === 'unreadable') throw unreadableError(this.path(file), read.problem)
+    if (read.kind === 'corrupt') quarantine(this.dir, file, read.judged)
+    else if (read.kind === 'ok' && !parseEntry(read.bytes, id).ok) quarantine(this.dir, file, Buffer.from(read.bytes))
   }
 
-  /** The canonical file of `id`, parsed but not judged. */
-  readCanonical(id: string): Candidate | undefined {
+  /** What makes the canonical file of `id` corrupt, or null when it is missing, unreadable or a valid entry. */
+  corruptProblem(id: string): string | null {
+    const read = readEntryView(this.path(`${id}.json`))
+    if (read.kind === 'corrupt') return read.problem
+    if (read.kind !== 'ok') return null
+    const parsed = parseEntry(read.bytes, id)
+    return parsed.ok ? null : parsed.problem
+  }
+
+  /** The canonical file of `id`, parsed but not judged; `strict` throws `E_UNREADABLE` rather than skip an unreadable file. */
+  readCanonical(id: string, strict = false): Candidate | undefined {
     const file = `${id}.json`
     const read = readEntryFile(this.path(file))
+    if (read.kind === 'unreadable' && strict) throw unreadableError(this.path(file), read.problem)
     if (read.kind !== 'ok') return undefined
     const parsed = parseEntry(read.bytes, id)
     if (!parsed.ok) return undefined
@@ -125,7 +145,7 @@ export class Folder {
   resolve(id: string, options: ScanOptions): Candidate | undefined {
     if (!checkDir(this.dir)) return undefined
     const judge = new Judge(this.marker)
-    const canonical = this.readCanonical(id)
+    const canonical = this.readCanonical(id, options.strict)
     if (canonical) {
       canonical.verdict = judge.judge(canonical.entry, canonical.mtimeMs)
       if (!isPrunable(canonical.verdict.status)) return canonical
@@ -166,10 +186,11 @@ export class Folder {
     }
     const judge = new Judge(this.marker)
     const debris: string[] = []
-    for (const name of options.prune ? temps : []) {
+    for (const name of temps) {
       const handled = this.#restoreAside(name, judge, options, result)
       if (handled === false) debris.push(name)
       // A restored entry is listed like any other (it was not in the folder when it was read).
+      // Where the aside is not put back (no pruning, a dry run, a read-only folder), it is read in place of the missing entry file.
       if (typeof handled === 'string' && !groups.has(handled.slice(0, 16))) groups.set(handled.slice(0, 16), handled)
     }
     for (const [id, files] of groups) this.#resolveGroup(id, typeof files === 'string' ? [files] : files, judge, options, result)
@@ -184,7 +205,7 @@ export class Folder {
     }
     if (options.quarantine) {
       for (const file of result.corrupt) {
-        const quarantinedTo = options.dryRun ? null : quarantine(this.dir, file.file)
+        const quarantinedTo = options.dryRun ? null : quarantine(this.dir, file.file, file.judged)
         result.report.push({ id: file.id, cwd: null, path: this.path(file.file), reason: 'corrupt', problem: file.problem, quarantinedTo })
       }
     }
@@ -199,16 +220,21 @@ export class Folder {
     const view = files.length === 1 && !options.keepBytes
     const candidates: Candidate[] = []
     for (const file of files) {
-      const legacy = file.length !== 21 // `<16 hex>.json`
+      const legacy = file.charAt(16) === '-' // `<16 hex>-<pid>.json`; a canonical file (or its aside) has a dot there
       const read = readEntryView(this.path(file))
       if (read.kind === 'missing') continue
+      if (read.kind === 'unreadable') {
+        // Not corrupt, not gone: skipped by lists (doctor reports it), never moved; a caller about to write fails.
+        if (options.strict) throw unreadableError(this.path(file), read.problem)
+        continue
+      }
       if (read.kind === 'corrupt') {
-        result.corrupt.push({ id, file, problem: read.problem, mtimeMs: read.mtimeMs })
+        result.corrupt.push({ id, file, problem: read.problem, mtimeMs: read.mtimeMs, judged: read.judged })
         continue
       }
       const parsed = parseEntry(read.bytes, id, { legacy, localHost: judge.host })
       if (!parsed.ok) {
-        result.corrupt.push({ id, file, problem: parsed.problem, mtimeMs: read.mtimeMs })
+        result.corrupt.push({ id, file, problem: parsed.problem, mtimeMs: read.mtimeMs, judged: Buffer.from(read.bytes) })
         continue
       }
       shareMachineStrings(parsed.entry, judge)
@@ -271,36 +297,50 @@ export class Folder {
   /**
    * A compare-and-delete killed between taking a file aside and putting it back leaves the file under a
    * private name. If that was a newer live version, sweeping it would lose the entry: put it back instead
-   * (link fails when a still newer version exists, which then stands). The deleter's pid is in the name, so
-   * this needs no age: while the deleter runs (or is us) the aside is its own to settle, and is left alone —
-   * a rename keeps the old mtime, so the age rule must never judge an aside. Returns the entry file name when
-   * it was put back, true when the aside was otherwise dealt with, false when it is ordinary debris.
+   * (link fails when a still newer version exists, which then stands). The deleter's pid and start ticks are in
+   * the name, so this needs no age: while the deleter runs (or is us) the aside is its own to settle, and is left
+   * alone — a rename keeps the old mtime, so the age rule must never judge an aside — but a reused pid (other start
+   * ticks) is not the deleter. Returns the file name to read the entry from when it was put back (or, when it is not
+   * put back — no pruning, a dry run, a read-only folder — and no entry file is there: the aside itself), true when
+   * the aside was otherwise dealt with, false when it is ordinary debris.
    */
   #restoreAside(name: string, judge: Judge, options: ScanOptions, result: ScanResult): string | boolean {
-    const match = CAD_ASIDE.exec(name)
-    if (!match) return false
-    const deleter = judge.probe(Number(match[3])).state
-    if (deleter !== 'gone' && deleter !== 'zombie') return true
-    const id = match[1] as string
-    const file = `${id}${match[2]}`
+    const aside = parseAside(name)
+    if (!aside) return false
+    const deleter = judge.probe(aside.pid)
+    const reused = aside.startTicks !== null && deleter.startTime !== null && deleter.startTime !== aside.startTicks
+    if (deleter.state !== 'gone' && deleter.state !== 'zombie' && !reused) return true
+    const id = name.slice(0, 16)
+    const file = aside.entryName
     const read = readEntryFile(this.path(name))
-    if (read.kind !== 'ok') return false
-    const parsed = parseEntry(read.bytes, id, { legacy: file.length !== 21, localHost: judge.host })
-    if (!parsed.ok || isPrunable(judge.judge(parsed.entry, read.mtimeMs).status)) return false
-    const item: PruneItem = { id, cwd: parsed.entry.cwd, path: this.path(file), reason: 'restored' }
-    if (options.dryRun) {
-      result.report.push(item)
+    if (read.kind === 'unreadable') return true // proves nothing: neither restored nor swept
+    if (read.kind === 'missing') return true
+    const parsed = read.kind === 'ok' ? parseEntry(read.bytes, id, { legacy: file.charAt(16) === '-', localHost: judge.host }) : undefined
+    if (read.kind === 'corrupt' || (read.kind === 'ok' && parsed?.ok === false)) {
+      // A quarantine killed midway: the corrupt file still goes to quarantine (by prune), never to the sweep.
+      if (!options.quarantine) return true
+      const judged = read.kind === 'corrupt' ? read.judged : Buffer.from(read.bytes)
+      const problem = read.kind === 'corrupt' ? read.problem : parsed?.ok === false ? parsed.problem : ''
+      const quarantinedTo = options.dryRun ? null : quarantine(this.dir, name, judged)
+      result.report.push({ id, cwd: null, path: this.path(name), reason: 'corrupt', problem, quarantinedTo })
       return true
+    }
+    if (!parsed?.ok || isPrunable(judge.judge(parsed.entry, read.mtimeMs).status)) return false
+    const item: PruneItem = { id, cwd: parsed.entry.cwd, path: this.path(file), reason: 'restored' }
+    const inPlace = () => (lstatSync(this.path(file), { throwIfNoEntry: false }) === undefined ? name : true)
+    if (options.dryRun || !options.prune) {
+      if (options.prune) result.report.push(item)
+      return inPlace()
     }
     let restored = false
     try {
-      linkSync(this.path(name), this.path(file))
-      result.report.push(item)
-      restored = true
+      restored = placeExclusive(this.path(name), this.path(file))
     } catch (error) {
-      if (!isErrno(error, 'EEXIST')) throw error
-      result.report.push({ ...item, path: this.path(name), reason: 'stale-temp' })
+      if (!isErrno(error, 'EROFS', 'EACCES', 'EPERM')) throw error
+      // Read-only: list what the folder holds. The aside speaks for the entry only when no entry file is there.
+      return inPlace()
     }
+    result.report.push(restored ? item : { ...item, path: this.path(name), reason: 'stale-temp' })
     unlinkQuiet(this.path(name))
     return restored ? file : true
   }

@@ -1,17 +1,32 @@
 import { randomBytes } from 'node:crypto'
 import {
-  closeSync, constants, fstatSync, type Stats, fsyncSync, linkSync, lstatSync, mkdirSync, openSync, readSync, renameSync, unlinkSync, writeSync,
+  closeSync, constants, fstatSync, type Stats, fsyncSync, linkSync, lstatSync, mkdirSync, openSync, readFileSync, readSync, renameSync, unlinkSync, writeSync,
 } from 'node:fs'
 import { join } from 'node:path'
 import { MAX_ENTRY_BYTES } from './entry.js'
 import { RegistryError, isErrno } from './errors.js'
+import { inspectProcess } from './identity.js'
 import { QUARANTINE_DIR } from './paths.js'
 
-/** One entry file as read from disk. */
+/** What a file was judged to be, to compare against later: its bytes, or for a file judged by its type or size, its stamp. */
+export type Judged = Buffer | FileStamp
+
+/** Identity of a file judged without its bytes (a symlink, a FIFO, an oversized file): inode, size, mtime. */
+export interface FileStamp {
+  ino: number
+  size: number
+  mtimeMs: number
+}
+
+/**
+ * One entry file as read from disk. `corrupt` is a verdict on the file's own bytes or type; `unreadable`
+ * (EMFILE, EACCES, EIO, …) says nothing about the file and must never lead to moving or deleting it.
+ */
 export type FileRead =
   | { kind: 'ok'; bytes: Buffer; mtimeMs: number }
   | { kind: 'missing' }
-  | { kind: 'corrupt'; problem: string; mtimeMs: number | null }
+  | { kind: 'corrupt'; problem: string; mtimeMs: number | null; judged: FileStamp }
+  | { kind: 'unreadable'; problem: string; mtimeMs: number | null }
 
 // O_NOFOLLOW: a symlinked entry is corrupt, never followed. O_NONBLOCK: a planted FIFO cannot hang a reader.
 const READ_FLAGS = constants.O_RDONLY | (constants.O_NOFOLLOW ?? 0) | (constants.O_NONBLOCK ?? 0)
@@ -28,6 +43,9 @@ export function readEntryFile(path: string): FileRead {
   return read.kind === 'ok' ? { kind: 'ok', bytes: Buffer.from(read.bytes), mtimeMs: read.mtimeMs } : read
 }
 
+const stampOf = (stat: Stats): FileStamp => ({ ino: stat.ino, size: stat.size, mtimeMs: stat.mtimeMs })
+const codeOf = (error: unknown) => (error as NodeJS.ErrnoException).code ?? (error as Error).message
+
 /**
  * {@link readEntryFile} without the copy: `bytes` is a view of a buffer the next read reuses, so a caller
  * copies what it keeps. Lists read thousands of files and keep none of their bytes.
@@ -38,29 +56,45 @@ export function readEntryView(path: string): FileRead {
     fd = openEntry(path)
   } catch (error) {
     if (isErrno(error, 'ENOENT')) return { kind: 'missing' }
-    if (isErrno(error, 'ELOOP', 'EMLINK')) return { kind: 'corrupt', problem: 'is a symlink', mtimeMs: lstatMtime(path) }
-    return { kind: 'corrupt', problem: `cannot be opened (${(error as NodeJS.ErrnoException).code})`, mtimeMs: lstatMtime(path) }
+    return openFailure(path, error)
   }
   try {
     const stat = fstatSync(fd)
-    if (!stat.isFile()) return { kind: 'corrupt', problem: 'is not a regular file', mtimeMs: stat.mtimeMs }
-    if (stat.size > MAX_ENTRY_BYTES) return { kind: 'corrupt', problem: `is larger than ${MAX_ENTRY_BYTES} bytes`, mtimeMs: stat.mtimeMs }
+    if (!stat.isFile()) return { kind: 'corrupt', problem: 'is not a regular file', mtimeMs: stat.mtimeMs, judged: stampOf(stat) }
+    if (stat.size > MAX_ENTRY_BYTES) return { kind: 'corrupt', problem: `is larger than ${MAX_ENTRY_BYTES} bytes`, mtimeMs: stat.mtimeMs, judged: stampOf(stat) }
     const target = stat.size < shared.length ? shared : Buffer.allocUnsafe(MAX_ENTRY_BYTES + 1)
     let length = 0
     for (;;) {
       const n = readSync(fd, target, length, target.length - length, null)
       if (n === 0) break
       length += n
-      if (length > MAX_ENTRY_BYTES) return { kind: 'corrupt', problem: `is larger than ${MAX_ENTRY_BYTES} bytes`, mtimeMs: stat.mtimeMs }
+      if (length > MAX_ENTRY_BYTES) return { kind: 'corrupt', problem: `is larger than ${MAX_ENTRY_BYTES} bytes`, mtimeMs: stat.mtimeMs, judged: stampOf(stat) }
       // A regular file's read comes back short only at its end, so once fstat's size is in, a second read would only say EOF.
       if (length >= stat.size || length === target.length) break
     }
     return { kind: 'ok', bytes: target.subarray(0, length), mtimeMs: stat.mtimeMs }
   } catch (error) {
-    return { kind: 'corrupt', problem: `cannot be read (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`, mtimeMs: null }
+    return { kind: 'unreadable', problem: `cannot be read (${codeOf(error)})`, mtimeMs: null }
   } finally {
     closeSync(fd)
   }
+}
+
+/**
+ * A failed open is evidence only when the file's type caused it (a symlink under O_NOFOLLOW, a socket): lstat,
+ * which needs no descriptor, tells. Anything else (EMFILE, ENFILE, EACCES, EIO, ENOMEM) is about the reader.
+ */
+function openFailure(path: string, error: unknown): FileRead {
+  let stat: Stats | undefined
+  try {
+    stat = lstatSync(path, { throwIfNoEntry: false })
+  } catch {
+    stat = undefined
+  }
+  if (stat === undefined && isErrno(error, 'ELOOP', 'EMLINK')) return { kind: 'missing' }
+  if (stat?.isSymbolicLink()) return { kind: 'corrupt', problem: 'is a symlink', mtimeMs: stat.mtimeMs, judged: stampOf(stat) }
+  if (stat && !stat.isFile()) return { kind: 'corrupt', problem: 'is not a regular file', mtimeMs: stat.mtimeMs, judged: stampOf(stat) }
+  return { kind: 'unreadable', problem: `cannot be opened (${codeOf(error)})`, mtimeMs: stat?.mtimeMs ?? null }
 }
 
 function openEntry(path: string): number {
@@ -74,12 +108,14 @@ function openEntry(path: string): number {
   }
 }
 
-function lstatMtime(path: string): number | null {
-  try {
-    return lstatSync(path).mtimeMs
-  } catch {
-    return null
-  }
+/** The error for an entry file that exists but could not be read: nothing was changed, and the fix depends on why. */
+export function unreadableError(path: string, problem: string): RegistryError {
+  const fix = /EMFILE|ENFILE/.test(problem)
+    ? 'too many open files: raise the limit (ulimit -n) or close files, then retry'
+    : /EACCES|EPERM/.test(problem)
+      ? 'check that you own it and its mode is 600'
+      : 'check the disk and retry'
+  return new RegistryError('E_UNREADABLE', `Entry file ${path} ${problem}; nothing was changed: ${fix}.`, { path })
 }
 
 let counter = 0
@@ -154,20 +190,14 @@ export function writeAtomic(dir: string, name: string, data: string): void {
  * full disk throws `E_NO_SPACE` and leaves the previous version.
  */
 export function createExclusive(dir: string, name: string, data: string, replacing?: Buffer): boolean {
-  const bytes = Buffer.from(data)
   try {
-    const temp = writeTemp(dir, name, bytes)
+    const temp = writeTemp(dir, name, Buffer.from(data))
     try {
       if (replacing && compareAndDelete(dir, name, replacing) === 'changed') return false
-      linkSync(temp, join(dir, name))
-      return true
-    } catch (error) {
-      if (isErrno(error, 'EEXIST')) return false
-      if (!isErrno(error, ...NO_HARD_LINKS)) throw error
+      return placeExclusive(temp, join(dir, name))
     } finally {
       unlinkQuiet(temp)
     }
-    return createInPlace(join(dir, name), bytes)
   } catch (error) {
     throw spaceError(error, dir)
   }
@@ -205,14 +235,37 @@ function createInPlace(path: string, bytes: Buffer): boolean {
 /** What a compare-and-delete did. */
 export type DeleteOutcome = 'deleted' | 'changed' | 'missing' | 'read-only'
 
+// The deleter's start identity goes into every aside name: a dead deleter's pid, once reused, must not make its
+// leftover look in progress (and so hide an entry) for as long as the new process runs.
+let selfTicks: string | null = null
+function asideName(name: string): string {
+  selfTicks ??= inspectProcess(process.pid).startTime
+  counter = (counter + 1) % 0x7fffffff
+  token ??= randomBytes(4).toString('hex')
+  return `${name}.cad-${process.pid}-t${selfTicks ?? 'x'}-${counter}-${token}`
+}
+
+// Asides written before start identities were recorded lack the `t<ticks>-` part.
+const ASIDE_NAME = /^([0-9a-f]{16}(?:-[0-9]+)?\.json)\.cad-([0-9]+)-(?:t([0-9]+|x)-)?/
+
+/** Who took a file aside (pid and start ticks, null when unknown) and from which entry name; null for other names. */
+export function parseAside(name: string): { entryName: string; pid: number; startTicks: string | null } | null {
+  const match = ASIDE_NAME.exec(name)
+  if (!match) return null
+  const ticks = match[3]
+  return { entryName: match[1] as string, pid: Number(match[2]), startTicks: ticks === undefined || ticks === 'x' ? null : ticks }
+}
+
+type Taken = { aside: string } | 'changed' | 'missing' | 'read-only'
+
 /**
- * Delete `dir/name` only if it still holds exactly `judged`. POSIX has no conditional unlink, so
- * the file is renamed aside, compared, and linked back when a newer version was taken by mistake;
- * `link` fails if a still newer write landed meanwhile, and then that write stands.
+ * The one mechanism behind compare-and-delete, compare-and-move (quarantine) and the claim's swap. POSIX has no
+ * conditional unlink or rename, so the file is renamed to a private name (atomic: from then on no writer can
+ * change what we hold), compared with what was judged, and put back when it is not that version.
  */
-export function compareAndDelete(dir: string, name: string, judged: Buffer): DeleteOutcome {
+function takeAside(dir: string, name: string, judged: Judged): Taken {
   const path = join(dir, name)
-  const aside = join(dir, tempName(name, 'cad'))
+  const aside = join(dir, asideName(name))
   try {
     renameSync(path, aside)
   } catch (error) {
@@ -220,29 +273,101 @@ export function compareAndDelete(dir: string, name: string, judged: Buffer): Del
     if (isErrno(error, 'EACCES', 'EPERM', 'EROFS')) return 'read-only'
     throw error
   }
-  if (holds(aside, judged)) {
-    unlinkQuiet(aside)
-    return 'deleted'
-  }
-  try {
-    linkSync(aside, path)
-  } catch (error) {
-    if (!isErrno(error, 'EEXIST')) {
-      // Could not put it back: leave it under the aside name rather than lose it; try a plain rename.
-      try {
-        renameSync(aside, path)
-      } catch {
-        return 'changed'
-      }
-      return 'changed'
-    }
-  }
-  unlinkQuiet(aside)
+  if (holds(aside, judged)) return { aside }
+  putBack(aside, path)
   return 'changed'
 }
 
-/** True when the file at `path` (not followed if a link) holds exactly `bytes`: one open, one read, one close. */
-function holds(path: string, bytes: Buffer): boolean {
+/**
+ * Put a file taken aside back under its name, unless a newer version landed there meanwhile (that one stands).
+ * When even that fails, the file stays under its aside name, which a later scan restores once we are gone.
+ */
+function putBack(aside: string, path: string): void {
+  try {
+    placeExclusive(aside, path)
+  } catch {
+    return
+  }
+  unlinkQuiet(aside)
+}
+
+/**
+ * Give the file at `source` the name `path` too, never replacing a file already there; false when one is.
+ * `link` does that atomically. Where the filesystem has no hard links (vfat, some FUSE and SMB mounts: EPERM,
+ * ENOTSUP), a rename would overwrite a newer version and Node has no renameat2(RENAME_NOREPLACE), so the bytes
+ * are copied into a file created with O_EXCL instead: never an overwrite; a reader may see it short for a moment.
+ */
+export function placeExclusive(source: string, path: string): boolean {
+  try {
+    linkSync(source, path)
+    return true
+  } catch (error) {
+    if (isErrno(error, 'EEXIST')) return false
+    if (!isErrno(error, ...NO_HARD_LINKS)) throw error
+  }
+  const fd = openSync(source, READ_FLAGS)
+  let bytes: Buffer
+  try {
+    bytes = readFileSync(fd)
+  } finally {
+    closeSync(fd)
+  }
+  return createInPlace(path, bytes)
+}
+
+/**
+ * Delete `dir/name` only if it still holds exactly `judged`: taken aside, compared, and put back when a newer
+ * version was taken by mistake (see {@link takeAside}).
+ */
+export function compareAndDelete(dir: string, name: string, judged: Judged): DeleteOutcome {
+  const taken = takeAside(dir, name, judged)
+  if (typeof taken === 'string') return taken
+  unlinkQuiet(taken.aside)
+  return 'deleted'
+}
+
+/**
+ * Replace `dir/name` by `data` only while it holds exactly `judged` (or nothing): a version someone else wrote,
+ * before or during the swap, stands and the swap reports `changed`. Ours is taken aside first, so nobody's
+ * write can land between our check and our write; the new file is linked into place, never over another.
+ */
+export function compareAndSwap(dir: string, name: string, judged: Judged, data: string): 'swapped' | 'changed' {
+  try {
+    const path = join(dir, name)
+    const temp = writeTemp(dir, name, Buffer.from(data))
+    try {
+      const taken = takeAside(dir, name, judged)
+      if (taken === 'changed') return 'changed'
+      if (taken === 'read-only') throw new RegistryError('E_PERM', `Cannot replace ${path}: the registry folder refused a rename; check its owner and mode (700).`, { path })
+      let placed: boolean
+      try {
+        placed = placeExclusive(temp, path)
+      } catch (error) {
+        if (typeof taken !== 'string') putBack(taken.aside, path)
+        throw error
+      }
+      // Not placed: someone else's version landed while ours was aside; it is newer than ours, so ours goes.
+      if (typeof taken !== 'string') unlinkQuiet(taken.aside)
+      return placed ? 'swapped' : 'changed'
+    } finally {
+      unlinkQuiet(temp)
+    }
+  } catch (error) {
+    throw spaceError(error, dir)
+  }
+}
+
+/** True when the file at `path` (not followed if a link) is exactly the judged version: one open, one read, one close. */
+function holds(path: string, judged: Judged): boolean {
+  if (!Buffer.isBuffer(judged)) {
+    try {
+      const stat = lstatSync(path)
+      return stat.ino === judged.ino && stat.size === judged.size && stat.mtimeMs === judged.mtimeMs
+    } catch {
+      return false
+    }
+  }
+  const bytes = judged
   let fd: number
   try {
     fd = openSync(path, READ_FLAGS)
@@ -271,8 +396,11 @@ export function unlinkQuiet(path: string): boolean {
   }
 }
 
-/** Move a corrupt file into `.quarantine/` (never deleted); returns the new path or null when it could not. */
-export function quarantine(dir: string, name: string): string | null {
+/**
+ * Move the corrupt file `dir/name` into `.quarantine/` (never deleted) if it is still exactly the judged version
+ * (compare-and-move: a valid rewrite since the verdict stays where it is); returns the new path, or null.
+ */
+export function quarantine(dir: string, name: string, judged: Judged): string | null {
   const folder = join(dir, QUARANTINE_DIR)
   try {
     mkdirSync(folder, { mode: 0o700 })
@@ -283,10 +411,13 @@ export function quarantine(dir: string, name: string): string | null {
   const stat = lstatSync(folder, { throwIfNoEntry: false })
   if (!stat || !stat.isDirectory() || stat.isSymbolicLink()) return null
   const target = join(folder, `${name}.${new Date().toISOString().replace(/[:.]/g, '-')}-${randomBytes(3).toString('hex')}`)
+  const taken = takeAside(dir, name, judged)
+  if (typeof taken === 'string') return null
   try {
-    renameSync(join(dir, name), target)
+    renameSync(taken.aside, target)
     return target
   } catch {
+    putBack(taken.aside, join(dir, name))
     return null
   }
 }

@@ -116,7 +116,7 @@ describe('sweepTemp and quarantine', () => {
   it('moves a corrupt file into .quarantine/ and refuses a symlinked quarantine folder', () => {
     const dir = tempDir()
     writeFileSync(join(dir, name), 'not json')
-    const moved = quarantine(dir, name)
+    const moved = quarantine(dir, name, Buffer.from('not json'))
     expect(moved && readFileSync(moved, 'utf8')).toBe('not json')
     expect(lstatSync(join(dir, '.quarantine')).mode & 0o777).toBe(0o700)
 
@@ -124,7 +124,7 @@ describe('sweepTemp and quarantine', () => {
     const elsewhere = tempDir()
     symlinkSync(elsewhere, join(other, '.quarantine'))
     writeFileSync(join(other, name), 'bad')
-    expect(quarantine(other, name)).toBeNull()
+    expect(quarantine(other, name, Buffer.from('bad'))).toBeNull()
     expect(readdirSync(elsewhere)).toEqual([])
     expect(existsSync(join(other, name))).toBe(true)
   })
