@@ -216,8 +216,12 @@ let selfProbe: ProcessProbe | undefined
 export function inspectProcess(pid: number): ProcessProbe {
   if (!Number.isSafeInteger(pid) || pid <= 0) return GONE
   // This process is running and its start identity never changes: one /proc read serves every write it makes.
-  if (pid === selfPid) return (selfProbe ??= platform.inspect(pid))
-  return platform.inspect(pid)
+  // Only a full answer is kept; a read that failed (EMFILE at the first write) is asked again next time.
+  if (pid !== selfPid) return platform.inspect(pid)
+  if (selfProbe) return selfProbe
+  const probe = platform.inspect(pid)
+  if (probe.state === 'running' && probe.startTime !== null) selfProbe = probe
+  return probe
 }
 
 /** The identity recorded in an entry for `pid`: start token, boot id, host, PID and time namespace. */
