@@ -45,10 +45,10 @@ function readOwned(dir: string, owner: Entry): { bytes: Buffer; entry: Entry } |
   return { bytes: read.bytes, entry: parsed.entry }
 }
 
-/** True while the entry file of `owner`'s workspace still names that same process. */
+/** True while the entry file of `owner`'s workspace may still name that same process (an unreadable file may). */
 export function stillOwned(dir: string, owner: Entry): boolean {
   const owned = readOwned(dir, owner)
-  return typeof owned !== 'string' && !(owned instanceof RegistryError)
+  return typeof owned !== 'string'
 }
 
 /**
