@@ -3,7 +3,8 @@ import { chmodSync, mkdirSync, mkdtempSync, realpathSync, rmSync } from 'node:fs
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { afterEach } from 'vitest'
+import { afterEach, expect } from 'vitest'
+import { RegistryError } from '../src/index.js'
 
 export const ROOT = fileURLToPath(new URL('..', import.meta.url))
 export const FIXTURES = join(ROOT, 'test', 'fixtures')
@@ -99,4 +100,14 @@ export async function writeDeadEntry(registry: { write(input: { cwd: string; pid
   await registry.write({ cwd, pid: child.pid })
   child.kill('SIGKILL')
   await exited(child)
+}
+
+/** The RegistryError `promise` rejects with (failing the test when it resolves or rejects with something else). */
+export async function refusal(promise: Promise<unknown>): Promise<RegistryError> {
+  const error = await promise.then(
+    () => undefined,
+    (reason: unknown) => reason,
+  )
+  expect(error).toBeInstanceOf(RegistryError)
+  return error as RegistryError
 }

@@ -3,19 +3,11 @@ import { hostname } from 'node:os'
 import { join } from 'node:path'
 import { fork } from 'node:child_process'
 import { describe, expect, it } from 'vitest'
-import { Registry, RegistryError, diagnose } from '../src/index.js'
+import { Registry, diagnose } from '../src/index.js'
 import { lockState } from '../src/lock.js'
 import { workspaceId } from '../src/paths.js'
+import { refusal } from './helpers.js'
 import { FIXTURES, running, sandbox, start, until } from './children.js'
-
-async function refusal(promise: Promise<unknown>): Promise<RegistryError> {
-  const error = await promise.then(
-    () => undefined,
-    (error: unknown) => error,
-  )
-  expect(error).toBeInstanceOf(RegistryError)
-  return error as RegistryError
-}
 
 describe('lock', () => {
   it('refuses a second locker in another process and names the holder pid', async () => {

@@ -5,20 +5,11 @@ import { spawn } from 'node:child_process'
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, symlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { Registry, RegistryError } from '../../src/index.js'
+import { Registry } from '../../src/index.js'
 import { idOfCanonical } from '../../src/paths.js'
 import { FIXTURES, running, start, until, type Child } from '../children.js'
-import { runCli, sleeper, tempDir, track } from '../helpers.js'
+import { refusal, runCli, sleeper, tempDir, track } from '../helpers.js'
 import { missing } from './kit.js'
-
-async function refusal(promise: Promise<unknown>): Promise<RegistryError> {
-  const error = await promise.then(
-    () => undefined,
-    (error: unknown) => error,
-  )
-  expect(error).toBeInstanceOf(RegistryError)
-  return error as RegistryError
-}
 
 async function holding(dir: string, cwd: string): Promise<Child> {
   const holder = start('lock-holder.mjs', ['hold', dir, cwd])

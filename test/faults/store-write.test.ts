@@ -4,10 +4,10 @@ import { spawnSync } from 'node:child_process'
 import { closeSync, fstatSync, ftruncateSync, openSync, readdirSync, readFileSync, truncateSync, utimesSync, writeFileSync, writeSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
-import { isErrno, RegistryError } from '../../src/errors.js'
+import { isErrno } from '../../src/errors.js'
 import { Registry } from '../../src/registry.js'
 import { createExclusive } from '../../src/store.js'
-import { exited, fixture, ROOT, stdoutOf, tempDir, waitFor } from '../helpers.js'
+import { exited, fixture, refusal, ROOT, stdoutOf, tempDir, waitFor } from '../helpers.js'
 import { missing, registryIn, tinyDisk } from './kit.js'
 
 const ENTRY = /^[0-9a-f]{16}\.json$/
@@ -41,15 +41,6 @@ function inodeDisk(inodes: number): string {
   return dir
 }
 
-async function rejection(promise: Promise<unknown>): Promise<RegistryError> {
-  const error = await promise.then(
-    () => undefined,
-    (reason: unknown) => reason,
-  )
-  expect(error).toBeInstanceOf(RegistryError)
-  return error as RegistryError
-}
-
 const noMount = missing('root', 'mount')
 
 describe('a full disk fails writes whole (real tiny tmpfs)', () => {
@@ -62,7 +53,7 @@ describe('a full disk fails writes whole (real tiny tmpfs)', () => {
     const before = readFileSync(path)
     // 16 KiB left for a 200 kB entry: the first write comes back short, the next one hits ENOSPC.
     fill(dir, 16 * 1024)
-    const error = await rejection(registry.write({ cwd, meta: blob(200_000) }))
+    const error = await refusal(registry.write({ cwd, meta: blob(200_000) }))
     expect(error.code).toBe('E_NO_SPACE')
     expect(error.message).toContain(dir)
     expect(error.message).toMatch(/free some space/i)
@@ -87,9 +78,9 @@ describe('a full disk fails writes whole (real tiny tmpfs)', () => {
     const path = registry.entryPath(cwd)
     const before = readFileSync(path)
     fill(dir)
-    expect((await rejection(registry.register(cwd, 'second'))).code).toBe('E_NO_SPACE')
+    expect((await refusal(registry.register(cwd, 'second'))).code).toBe('E_NO_SPACE')
     expect(readFileSync(path).equals(before)).toBe(true)
-    expect((await rejection(registry.register(fresh))).code).toBe('E_NO_SPACE')
+    expect((await refusal(registry.register(fresh))).code).toBe('E_NO_SPACE')
     expect(readdirSync(dir).sort()).toEqual([path.slice(dir.length + 1), 'filler'].sort())
   })
 
@@ -101,10 +92,10 @@ describe('a full disk fails writes whole (real tiny tmpfs)', () => {
     const path = registry.entryPath(cwd)
     const before = readFileSync(path)
     fill(dir, 16 * 1024)
-    expect((await rejection(claim.update({ meta: blob(200_000) }))).code).toBe('E_NO_SPACE')
+    expect((await refusal(claim.update({ meta: blob(200_000) }))).code).toBe('E_NO_SPACE')
     expect(readFileSync(path).equals(before)).toBe(true)
     expect(claim.entry.meta).toBeUndefined()
-    expect((await rejection(registry.claim({ cwd: tempDir(), meta: blob(200_000), cleanupOnExit: false }))).code).toBe('E_NO_SPACE')
+    expect((await refusal(registry.claim({ cwd: tempDir(), meta: blob(200_000), cleanupOnExit: false }))).code).toBe('E_NO_SPACE')
     expect(readdirSync(dir).sort()).toEqual([path.slice(dir.length + 1), 'filler'].sort())
     expect(await claim.release()).toBe(true)
   })
@@ -136,9 +127,9 @@ describe('a full disk fails writes whole (real tiny tmpfs)', () => {
         throw error
       }
     }
-    expect((await rejection(registry.write({ cwd, name: 'lost' }))).code).toBe('E_NO_SPACE')
+    expect((await refusal(registry.write({ cwd, name: 'lost' }))).code).toBe('E_NO_SPACE')
     expect(readFileSync(path).equals(before)).toBe(true)
-    expect((await rejection(new Registry({ dir: join(disk, 'new', 'reg') }).write({ cwd }))).code).toBe('E_NO_SPACE')
+    expect((await refusal(new Registry({ dir: join(disk, 'new', 'reg') }).write({ cwd }))).code).toBe('E_NO_SPACE')
   })
 })
 
