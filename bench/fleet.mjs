@@ -6,7 +6,8 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { EtcdStore, Registry, publish, serializeEntry, workspaceId } from '../dist/index.js'
+import { Registry, serializeEntry, workspaceId } from '../dist/index.js'
+import { EtcdStore, publish } from '../dist/fleet/index.js'
 
 const ETCD = process.env.WSREG_TEST_ETCD ?? '/usr/bin/etcd'
 const COUNT = 10_000

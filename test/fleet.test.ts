@@ -2,7 +2,8 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { EtcdStore, Registry, RegistryError, workspaceId, type DownEvent, type Entry, type RegistryEvent } from '../src/index.js'
+import { Registry, RegistryError, workspaceId, type DownEvent, type Entry, type RegistryEvent } from '../src/index.js'
+import { EtcdStore } from '../src/fleet/index.js'
 import { CLI, FIXTURES, exited, runCli, sleeper, tempDir, track, waitFor } from './helpers.js'
 import { ETCD_BINARY, HAVE_ETCD, startEtcd, type TestEtcd } from './etcd.js'
 
@@ -65,7 +66,7 @@ describe('wsreg without the optional etcd client', () => {
     expect((await withoutEtcd3(['ls'], dir)).code).toBe(0)
     const fleetList = await withoutEtcd3(['ls', '--store', 'etcd://127.0.0.1:1'], dir)
     expect(fleetList.code).toBe(1)
-    expect(fleetList.stderr).toMatch(/etcd client is not installed: run `npm install etcd3/)
+    expect(fleetList.stderr).toContain("The etcd client is not installed: run `npm install etcd3@^1.1.2` where workspace-registry is installed (for a global wsreg: `npm install -g etcd3`)")
   })
 
   it('rejects a malformed store URL and ls --watch on a fleet as usage errors', async () => {

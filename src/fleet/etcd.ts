@@ -97,13 +97,16 @@ function checkHost(host: string): string {
   return host
 }
 
-/** The etcd client library, loaded only when an etcd store is used (it is an optional dependency). */
+/** How to add the optional peer dependency; kept in step with `peerDependencies` (test/package.test.ts checks). */
+export const ETCD3_INSTALL = 'npm install etcd3@^1.1.2'
+
+/** The etcd client library, loaded only when an etcd store is used (it is an optional peer dependency). */
 async function loadEtcd3(): Promise<typeof import('etcd3')> {
   try {
     const module = (await import('etcd3')) as typeof import('etcd3') & { default?: typeof import('etcd3') }
     return module.Etcd3 ? module : (module.default as typeof import('etcd3'))
   } catch (error) {
-    throw new RegistryError('E_UNAVAILABLE', 'The etcd client is not installed: run `npm install etcd3@1.1.2` next to workspace-registry to use an etcd store.', {}, { cause: error })
+    throw new RegistryError('E_UNAVAILABLE', `The etcd client is not installed: run \`${ETCD3_INSTALL}\` where workspace-registry is installed (for a global wsreg: \`npm install -g etcd3\`) to use an etcd store.`, {}, { cause: error })
   }
 }
 
