@@ -72,7 +72,7 @@ describe('wsreg without the optional etcd client', () => {
   it('rejects a malformed store URL and ls --watch on a fleet as usage errors', async () => {
     const result = await runCli(['ls', '--store', 'http://localhost:2379'])
     expect(result.code).toBe(2)
-    expect(result.stderr).toMatch(/etcd:\/\/HOST:PORT/)
+    expect(result.stderr).toMatch(/etcd:\/\/HOST\[:PORT\]/)
     const watching = await runCli(['ls', '--watch', '--store', 'etcd://127.0.0.1:1'])
     expect(watching.code).toBe(2)
     expect(watching.stderr).toMatch(/wsreg watch --store/)

@@ -9,11 +9,13 @@ import { canonicalCwd, idOfCanonical } from '../paths.js'
 import type { DeleteOutcome, EntryStore, StoredEntry } from './seam.js'
 import type { EntryRow } from '../registry.js'
 import { Judge, isPrunable } from '../status.js'
+import { parseStoreUrl, storeAccess, type StoreCredentials } from './address.js'
+import { failoverPolicies } from './failover.js'
 import { FleetWatcher, fleetEntry, judgeFleet, type FleetWatchOptions } from './watch.js'
 
 /** Options of {@link EtcdStore.connect}. */
-export interface EtcdStoreOptions {
-  /** `etcd://HOST:PORT[,HOST:PORT…][/prefix]`. */
+export interface EtcdStoreOptions extends StoreCredentials {
+  /** `etcd[s]://[user:password@]HOST[:PORT][,HOST[:PORT]…][/prefix]`; `etcds` speaks TLS, the port defaults to 2379. */
   url: string
   /**
    * Application whose registry this is; part of every key.
@@ -72,24 +74,6 @@ export interface HostKey {
   lease: string
 }
 
-/** Where an etcd store is. */
-export interface StoreAddress {
-  /** Client URLs (`http://host:port`). */
-  hosts: string[]
-  /** Key prefix, without a trailing slash (may be empty). */
-  prefix: string
-}
-
-/** Split `etcd://h1:p1,h2:p2/prefix` into client URLs and a key prefix (no trailing slash). */
-export function parseStoreUrl(url: string): StoreAddress {
-  const match = /^etcd:\/\/([^/?#]+)(\/[^?#]*)?$/.exec(url)
-  const hosts = match?.[1]?.split(',') ?? []
-  if (!match || hosts.some((host) => !/^[^:\s]+:\d{1,5}$/.test(host))) {
-    throw new RegistryError('E_INVALID', `Invalid store ${JSON.stringify(url)}: use etcd://HOST:PORT or etcd://HOST:PORT/prefix (several hosts: etcd://h1:2379,h2:2379).`)
-  }
-  return { hosts: hosts.map((host) => `http://${host}`), prefix: (match[2] ?? '').replace(/\/+$/, '') }
-}
-
 function checkHost(host: string): string {
   if (typeof host !== 'string' || host === '' || host.includes('/') || host.length > 253) {
     throw new RegistryError('E_INVALID', `Invalid host name ${JSON.stringify(host)}: pass a non-empty name without "/" (default: os.hostname()).`)
@@ -110,17 +94,20 @@ async function loadEtcd3(): Promise<typeof import('etcd3')> {
   }
 }
 
-/** Wrap a client failure as E_UNAVAILABLE naming the store. */
+/** Wrap a client failure as E_UNAVAILABLE naming the store (E_PERM when etcd refused the login or the access). */
 export function unavailable(location: string, error: unknown): RegistryError {
   if (error instanceof RegistryError) return error
   // gRPC messages read like "14 UNAVAILABLE: No connection established. Last error: … Resolution note: ".
   const reason = String((error as Error)?.message ?? error).replace(/^\d+ [A-Z_]+: /, '').replace(/\s*Resolution note:\s*$/, '').trim()
+  if (/permission denied/i.test(reason)) {
+    return new RegistryError('E_PERM', `etcd at ${location} denied access (${reason}): the etcd user's role must grant readwrite on the store's key prefix`, {}, { cause: error })
+  }
+  if (/authentication failed|invalid user ID or password|user name (is )?(not found|empty)|invalid auth token|authentication is not enabled/i.test(reason)) {
+    return new RegistryError('E_PERM', `etcd at ${location} refused the login (${reason}): check WSREG_ETCD_USER and WSREG_ETCD_PASSWORD (or the URL's user)`, {}, { cause: error })
+  }
   return new RegistryError('E_UNAVAILABLE', `etcd at ${location} is unreachable (${reason}); check that it runs and the URL is right`, {}, { cause: error })
 }
 
-// Retries and circuit breaking are ours (the publisher backs off and says so); the client's own
-// breaker would keep refusing calls for 5 s after etcd is back.
-const passThrough = { execute: (fn: () => unknown) => Promise.resolve().then(fn) }
 
 /**
  * Entries in etcd under `<prefix>/<app>/workspaces/<host>/<id>`, the value being the entry file's
@@ -141,7 +128,7 @@ export class EtcdStore extends EventEmitter<EtcdStoreEvents> implements EntrySto
   #lease: Lease | undefined
   #closed = false
 
-  private constructor(client: Etcd3, options: Required<EtcdStoreOptions> & { prefix: string }) {
+  private constructor(client: Etcd3, options: { url: string; app: string; host: string; ttlSeconds: number; prefix: string }) {
     super()
     this.#client = client
     this.location = options.url
@@ -154,19 +141,21 @@ export class EtcdStore extends EventEmitter<EtcdStoreEvents> implements EntrySto
 
   /** Open a store (no network traffic until the first call). */
   static async connect(options: EtcdStoreOptions): Promise<EtcdStore> {
-    const { hosts, prefix } = parseStoreUrl(options.url)
+    const address = parseStoreUrl(options.url)
     const ttlSeconds = options.ttlSeconds ?? DEFAULT_TTL_SECONDS
     if (!Number.isInteger(ttlSeconds) || ttlSeconds < 1) throw new RegistryError('E_INVALID', `Invalid TTL ${String(ttlSeconds)}: pass whole seconds ≥ 1.`)
-    const { Etcd3 } = await loadEtcd3()
+    const { Etcd3, isRecoverableError } = await loadEtcd3()
+    const policies = failoverPolicies(address.hosts.length, (error) => error instanceof Error && isRecoverableError(error))
     const clientOptions: IOptions = {
-      hosts,
+      hosts: address.hosts,
+      ...storeAccess(address, options),
       dialTimeout: CALL_DEADLINE_MS,
-      faultHandling: { host: () => passThrough as never, global: passThrough as never },
+      faultHandling: { host: () => policies.host() as never, global: policies.global as never },
       defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + CALL_DEADLINE_MS }),
       // A fleet listing of 10,000 entries is ~5 MB, above gRPC's 4 MB default.
       grpcOptions: { 'grpc.max_receive_message_length': 256 * 1024 * 1024 },
     }
-    return new EtcdStore(new Etcd3(clientOptions), { url: options.url, app: options.app ?? 'wsreg', host: options.host ?? hostName(), ttlSeconds, prefix })
+    return new EtcdStore(new Etcd3(clientOptions), { url: address.display, app: options.app ?? 'wsreg', host: options.host ?? hostName(), ttlSeconds, prefix: address.prefix })
   }
 
   /** The key of workspace `id` published by `host`. */
