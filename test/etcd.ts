@@ -27,6 +27,10 @@ export interface TestEtcd {
   endpoint: string
   start(): Promise<void>
   stop(): Promise<void>
+  /** Freeze etcd (SIGSTOP): connections stay open and nothing answers, as in a partition. */
+  pause(): void
+  /** Thaw it (SIGCONT). */
+  resume(): void
   /** Stop and delete the data folder. */
   destroy(): Promise<void>
 }
@@ -121,6 +125,8 @@ export async function startEtcd(options: EtcdOptions = {}): Promise<TestEtcd> {
     endpoint,
     start,
     stop,
+    pause: () => void child?.kill('SIGSTOP'),
+    resume: () => void child?.kill('SIGCONT'),
     destroy: async () => {
       await stop()
       rmSync(data, { recursive: true, force: true })

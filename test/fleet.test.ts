@@ -203,14 +203,14 @@ describe.skipIf(!HAVE_ETCD)(`fleet on a real etcd${HAVE_ETCD ? "" : ` (skipped: 
     const late = join(alpha.ws, 'late')
     mkdirSync(late)
     await new Registry({ dir: alpha.dir }).write({ cwd: late, pid: sleeper().pid as number })
-    await waitFor(() => /retrying in/.test(publisher.stderr()), 10_000, 'the agent to report the outage')
+    await waitFor(() => /lost connection to etcd at /.test(publisher.stderr()), 10_000, 'the agent to report the outage')
     await etcd.start()
     const rows = await waitFor(async () => {
       const current = await fleet(url).catch(() => [])
       return current.length === 2 ? current : undefined
     }, 15_000, 'both entries after the restart')
     expect(rows.map((row) => row.cwd).sort()).toEqual([alpha.ws, late].sort())
-    await waitFor(() => /reachable again; republished/.test(publisher.stderr()), 10_000, 'the agent to report recovery')
+    await waitFor(() => /is back after .*; republished/.test(publisher.stderr()), 10_000, 'the agent to report recovery')
   })
 
   it('admits exactly one of 8 racers from two processes to the fleet-wide lock; a SIGKILLed holder frees it within the TTL', async () => {

@@ -79,6 +79,10 @@ export async function fleetWatch(context: CommandContext, url: string, print: (e
   const store = await openStore(context, url)
   const registry = await context.registry()
   const watcher = store.watch({ localHost: store.host, marker: registry.marker, intervalMs })
+  watcher.on('reconnect', (info) => {
+    const seconds = (info.downMs / 1000).toFixed(1)
+    context.output.err.write(`wsreg: fleet watch reconnected to etcd at ${info.location} after ${seconds} s; re-listed ${info.entries} entries\n`)
+  })
   const close = (): void => void watcher.close()
   process.once('SIGINT', close)
   process.once('SIGTERM', close)

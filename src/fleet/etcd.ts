@@ -3,14 +3,14 @@ import { EventEmitter } from 'node:events'
 import type { Etcd3, IKeyValue, IOptions, Lease } from 'etcd3'
 import { parseEntry, serializeEntry, type Entry } from '../entry.js'
 import { RegistryError } from '../errors.js'
-import { hostName } from '../identity.js'
+import { captureIdentity, hostName } from '../identity.js'
 import type { LockHolder, LockOptions } from '../lock.js'
 import { canonicalCwd, idOfCanonical } from '../paths.js'
 import type { DeleteOutcome, EntryStore, StoredEntry } from './seam.js'
 import type { EntryRow } from '../registry.js'
 import { Judge, isPrunable } from '../status.js'
 import { parseStoreUrl, storeAccess, type StoreCredentials } from './address.js'
-import { failoverPolicies } from './failover.js'
+import { clientReason, failoverPolicies, monitorKeepAlive } from './connection.js'
 import { FleetWatcher, fleetEntry, judgeFleet, type FleetWatchOptions } from './watch.js'
 
 /** Options of {@link EtcdStore.connect}. */
@@ -44,6 +44,24 @@ export interface AgentRecord {
   since: string
   /** Random token telling this agent's records from a predecessor's. */
   token: string
+  /** Boot id of the agent's machine, so a successor can prove it runs on the same boot. */
+  bootId?: string | null
+  /** Start token of the agent process, so a successor can tell it from a reused pid. */
+  pidStartTime?: string | null
+  /** PID namespace of the agent. */
+  pidNamespace?: string | null
+  /** Time namespace of the agent. */
+  timeNamespace?: string | null
+}
+
+/** What {@link EtcdStore.claimHost} found: a predecessor on this machine, proven dead, whose key it took over. */
+export interface Takeover {
+  /** The dead agent's record. */
+  previous: Partial<AgentRecord>
+  /** Why it is dead (`exited`, `zombie`, `pid-reused`). */
+  reason: string
+  /** Its lease, which still holds its entries until they are rewritten or it expires. */
+  lease: string
 }
 
 const DEFAULT_TTL_SECONDS = 10
@@ -53,7 +71,11 @@ const MAX_BACKOFF_MS = 250
 /** Events of an {@link EtcdStore}. */
 export interface EtcdStoreEvents {
   /** etcd dropped the store's lease (an outage longer than the TTL): its entries are gone until rewritten. */
-  lost: [error: Error]
+  lost: [error: RegistryError]
+  /** A keep-alive of the store's lease failed, or went unanswered for one keep-alive interval (a third of the TTL). */
+  disconnected: [reason: string]
+  /** etcd answers keep-alives again, and the lease is still alive. */
+  reconnected: []
 }
 
 /** A listing with the etcd revision it was taken at, for a watch to start right after. */
@@ -97,15 +119,14 @@ async function loadEtcd3(): Promise<typeof import('etcd3')> {
 /** Wrap a client failure as E_UNAVAILABLE naming the store (E_PERM when etcd refused the login or the access). */
 export function unavailable(location: string, error: unknown): RegistryError {
   if (error instanceof RegistryError) return error
-  // gRPC messages read like "14 UNAVAILABLE: No connection established. Last error: … Resolution note: ".
-  const reason = String((error as Error)?.message ?? error).replace(/^\d+ [A-Z_]+: /, '').replace(/\s*Resolution note:\s*$/, '').trim()
+  const reason = clientReason(error)
   if (/permission denied/i.test(reason)) {
     return new RegistryError('E_PERM', `etcd at ${location} denied access (${reason}): the etcd user's role must grant readwrite on the store's key prefix`, {}, { cause: error })
   }
   if (/authentication failed|invalid user ID or password|user name (is )?(not found|empty)|invalid auth token|authentication is not enabled/i.test(reason)) {
     return new RegistryError('E_PERM', `etcd at ${location} refused the login (${reason}): check WSREG_ETCD_USER and WSREG_ETCD_PASSWORD (or the URL's user)`, {}, { cause: error })
   }
-  return new RegistryError('E_UNAVAILABLE', `etcd at ${location} is unreachable (${reason}); check that it runs and the URL is right`, {}, { cause: error })
+  return new RegistryError('E_UNAVAILABLE', `etcd at ${location} is unreachable (${reason}); check that it runs and the URL is right`, { reason }, { cause: error })
 }
 
 
@@ -174,11 +195,18 @@ export class EtcdStore extends EventEmitter<EtcdStoreEvents> implements EntrySto
       const lease = this.#client.lease(this.ttlSeconds)
       let granted = false
       void lease.grant().then(() => (granted = true), () => undefined)
+      const monitor = monitorKeepAlive(lease, (this.ttlSeconds * 1000) / 3, {
+        down: (reason) => void (this.#lease === lease && !this.#closed && this.emit('disconnected', reason)),
+        up: () => void (this.#lease === lease && !this.#closed && this.emit('reconnected')),
+      })
       lease.on('lost', (error) => {
+        monitor.stop()
         // A grant that failed is reported by the caller awaiting it; only a granted lease can be lost.
         if (this.#lease !== lease || !granted) return
         this.#lease = undefined
-        if (!this.#closed) this.emit('lost', error)
+        // etcd3's own message for this case reads "Lease We lost connection … is expired or revoked".
+        const lost = new RegistryError('E_UNAVAILABLE', `the lease of host ${this.host} on ${this.location} ran out while etcd was unreachable, so its entries left the fleet`, {}, { cause: error })
+        if (!this.#closed) this.emit('lost', lost)
       })
       this.#lease = lease
     }
@@ -276,33 +304,37 @@ export class EtcdStore extends EventEmitter<EtcdStoreEvents> implements EntrySto
 
   /**
    * Claim the agent key of this host on this store's lease, so no two agents publish one host
-   * name. `token` identifies this agent, so it can re-claim its own key after a lease loss.
-   * Throws `E_LOCKED` naming the other agent when one holds the key.
+   * name. `token` identifies this agent, so it can re-claim its own key after a lease loss. A
+   * predecessor that recorded this machine's boot and is proven dead by the truth table (a
+   * SIGKILLed agent, restarted) is taken over at once instead of after its TTL: the key moves to
+   * this lease and the takeover is returned. Throws `E_LOCKED` naming the other agent otherwise.
    */
-  async claimHost(token: string): Promise<void> {
+  async claimHost(token: string): Promise<Takeover | undefined> {
     const key = `${this.#root}/agents/${this.host}`
     const lease = await this.leaseId()
-    const record: AgentRecord = { pid: process.pid, machine: hostName(), since: new Date().toISOString(), token }
+    const self = captureIdentity(process.pid)
+    const record: AgentRecord = { pid: process.pid, machine: hostName(), since: new Date().toISOString(), token, bootId: self.bootId, pidStartTime: self.pidStartTime, pidNamespace: self.pidNamespace, timeNamespace: self.timeNamespace }
     for (let attempt = 0; attempt < 8; attempt++) {
       const response = await this.#call(() =>
         this.#client.if(key, 'Create', '==', 0).then(this.#client.put(key).value(JSON.stringify(record)).lease(lease)).else(this.#client.get(key)).commit(),
       )
-      if (response.succeeded) return
+      if (response.succeeded) return undefined
       const kv = response.responses[0]?.response_range?.kvs[0]
       if (!kv) continue
       const other = parseJson(kv.value.toString('utf8')) as Partial<AgentRecord> | undefined
-      if (other?.token !== token) {
+      const dead = other?.token === token ? undefined : deadPredecessor(other)
+      if (other?.token !== token && !dead) {
         throw new RegistryError(
           'E_LOCKED',
           `Another agent already publishes host ${JSON.stringify(this.host)} to ${this.location} (pid ${other?.pid ?? '?'} on ${other?.machine ?? '?'}, since ${other?.since ?? '?'}): stop it, or give this one another name with --host.`,
           { holder: other },
         )
       }
-      // Our own key from a lease we lost: move it to the current lease, unless it changed meanwhile.
+      // Our own key from a lease we lost, or a dead predecessor's: move it to our lease, unless it changed meanwhile.
       const moved = await this.#call(() =>
         this.#client.if(key, 'Mod', '==', kv.mod_revision).then(this.#client.put(key).value(JSON.stringify(record)).lease(lease)).commit(),
       )
-      if (moved.succeeded) return
+      if (moved.succeeded) return dead && other ? { previous: other, reason: dead, lease: kv.lease } : undefined
     }
     throw new RegistryError('E_LOCKED', `The agent key of host ${this.host} keeps changing; another agent may be starting. Try again.`)
   }
@@ -354,6 +386,12 @@ export class EtcdStore extends EventEmitter<EtcdStoreEvents> implements EntrySto
       await lease.revoke().catch(() => lease.release())
     }
     return Object.assign(release, { release, signal: loss.signal, fencingToken, key })
+  }
+
+  /** Revoke lease `id` (a dead predecessor's, once its entries were rewritten on ours); failures are ignored, as it expires anyway. */
+  async revokeLease(id: string): Promise<void> {
+    if (id === '0' || id === (await this.leaseId().catch(() => undefined))) return
+    await this.#client.leaseClient.leaseRevoke({ ID: id }).catch(() => undefined)
   }
 
   /** Revoke this store's lease (its entries vanish at once) and close the connection. */
@@ -441,6 +479,32 @@ function leaseLoss(lease: Lease, ttlSeconds: number, cwd: string): { signal: Abo
   lease.on('keepaliveSucceeded', onRenewed)
   lease.on('lost', onLost)
   return { signal: controller.signal, stop }
+}
+
+/**
+ * Why the agent of `record` is dead, when this machine can prove it: the record names this boot
+ * (so this machine, not another with the same host name) and the truth table finds its pid exited
+ * or reused. Undefined when it may still run, or runs elsewhere.
+ */
+function deadPredecessor(record: Partial<AgentRecord> | undefined): string | undefined {
+  if (!record || typeof record.pid !== 'number' || typeof record.machine !== 'string' || !record.bootId || typeof record.since !== 'string') return undefined
+  const judge = new Judge()
+  if (record.bootId !== judge.bootId) return undefined
+  const verdict = judge.judge({
+    version: 1,
+    id: '0000000000000000',
+    cwd: '/',
+    name: 'wsreg publish',
+    pid: record.pid,
+    pidStartTime: record.pidStartTime ?? null,
+    bootId: record.bootId,
+    host: record.machine,
+    pidNamespace: record.pidNamespace ?? null,
+    timeNamespace: record.timeNamespace ?? null,
+    startedAt: record.since,
+    updatedAt: record.since,
+  })
+  return verdict.status === 'dead' && verdict.reason !== 'rebooted' ? (verdict.reason ?? 'exited') : undefined
 }
 
 function parseJson(text: string): unknown {
