@@ -1,4 +1,5 @@
 import type { Lease } from 'etcd3'
+import { RegistryError } from '../errors.js'
 
 /** The shape of etcd3's fault-handling policies (cockatiel's `IPolicy`, reduced to what the client calls). */
 export interface Policy {
@@ -90,3 +91,52 @@ export function monitorKeepAlive(lease: Lease, intervalMs: number, report: { dow
 export function clientReason(error: unknown): string {
   return String((error as Error)?.message ?? error).replace(/^\d+ [A-Z_]+: /, '').replace(/\s*Resolution note:\s*$/, '').trim()
 }
+
+/**
+ * Watch a lock's or claim's lease: abort when etcd3 reports it lost, or when no renewal came within the TTL of
+ * the last one's sending, timed on the monotonic clock (so a paused process or a wall-clock step
+ * cannot make an expired lease look held). etcd3's own expiry check uses the wall clock.
+ */
+export function leaseLoss(lease: Lease, ttlSeconds: number, subject: string, again = 'lock again'): { signal: AbortSignal; stop(): void } {
+  const controller = new AbortController()
+  let granted = false
+  const sentAt = performance.now()
+  let pendingSince: number | undefined
+  let watchdog: NodeJS.Timeout | undefined
+  let stopped = false
+  const lose = (why: string, cause?: unknown): void => {
+    if (stopped || !granted) return
+    stop()
+    const error = new RegistryError('E_LOCKED', `${subject} was lost (${why}); another process may hold it now. Stop the work it guarded and ${again}.`, { lost: true }, cause === undefined ? undefined : { cause })
+    controller.abort(error)
+    // The lease may still live on the server: revoke it so the key goes now, not at the end of the TTL.
+    lease.revoke().catch(() => lease.release())
+  }
+  const arm = (renewedAt: number): void => {
+    clearTimeout(watchdog)
+    watchdog = setTimeout(() => lose(`not renewed within its ${ttlSeconds} s lease`), Math.max(0, renewedAt + ttlSeconds * 1000 - performance.now()))
+    watchdog.unref()
+  }
+  const onGranted = (): void => {
+    granted = true
+    if (!stopped) arm(sentAt)
+  }
+  const onFired = (): void => void (pendingSince ??= performance.now())
+  const onRenewed = (): void => {
+    arm(pendingSince ?? performance.now())
+    pendingSince = undefined
+  }
+  const onLost = (error: unknown): void => lose('etcd dropped its lease', error)
+  function stop(): void {
+    stopped = true
+    clearTimeout(watchdog)
+    lease.off('keepaliveFired', onFired)
+    lease.off('keepaliveSucceeded', onRenewed)
+  }
+  void lease.grant().then(onGranted, () => undefined)
+  lease.on('keepaliveFired', onFired)
+  lease.on('keepaliveSucceeded', onRenewed)
+  lease.on('lost', onLost)
+  return { signal: controller.signal, stop }
+}
+

@@ -10,7 +10,9 @@ import type { DeleteOutcome, EntryStore, StoredEntry } from './seam.js'
 import type { EntryRow } from '../registry.js'
 import { Judge, isPrunable } from '../status.js'
 import { parseStoreUrl, storeAccess, type StoreCredentials } from './address.js'
-import { clientReason, failoverPolicies, monitorKeepAlive } from './connection.js'
+import { clientReason, failoverPolicies, leaseLoss, monitorKeepAlive } from './connection.js'
+import { claimInStore, type FleetClaim, type FleetClaimOptions } from './owner.js'
+import type { ClaimInput } from '../claim.js'
 import { FleetWatcher, fleetEntry, judgeFleet, type FleetWatchOptions } from './watch.js'
 
 /** Options of {@link EtcdStore.connect}. */
@@ -340,6 +342,17 @@ export class EtcdStore extends EventEmitter<EtcdStoreEvents> implements EntrySto
   }
 
   /**
+   * Register this process (or `input.pid`) as the owner of workspace `input.cwd` directly in etcd,
+   * without a publishing agent: the entry lives under this host's name on a lease of its own, kept
+   * alive while the claim is held, revoked by `release()` (and on SIGINT, SIGTERM or SIGHUP when
+   * `cleanupOnExit`), left to expire after `leaseMs` on a crash. Exclusive per workspace and host
+   * like `registry.claim()`: `E_LOCKED` with `details.pid` and `details.entry` while a live owner holds it.
+   */
+  async claim(input: ClaimInput, options: FleetClaimOptions = {}): Promise<FleetClaim> {
+    return claimInStore({ client: this.#client, host: this.host, ttlSeconds: this.ttlSeconds, key: (id, host) => this.key(id, host), fail: (error) => unavailable(this.location, error) }, input, options)
+  }
+
+  /**
    * Take the fleet-wide lock of workspace `cwd`: a key created only if absent, on a lease of its
    * own, so a holder that dies frees it within the TTL. Same contract as `registry.lock()` (the
    * handle is callable as `release()`; `E_LOCKED` with `details.holder` once `waitMs` has passed),
@@ -351,7 +364,7 @@ export class EtcdStore extends EventEmitter<EtcdStoreEvents> implements EntrySto
     const key = `${this.#root}/locks/${id}`
     const deadline = performance.now() + (options.waitMs ?? 0)
     const lease = this.#client.lease(this.ttlSeconds)
-    const loss = leaseLoss(lease, this.ttlSeconds, canonicalCwd(cwd))
+    const loss = leaseLoss(lease, this.ttlSeconds, `The fleet lock of ${canonicalCwd(cwd)}`)
     let fencingToken: bigint
     try {
       const leaseId = await lease.grant()
@@ -431,54 +444,6 @@ export interface FleetLock {
   fencingToken: bigint
   /** The etcd key of the lock. */
   key: string
-}
-
-/**
- * Watch a lock's lease: abort when etcd3 reports it lost, or when no renewal came within the TTL of
- * the last one's sending, timed on the monotonic clock (so a paused process or a wall-clock step
- * cannot make an expired lease look held). etcd3's own expiry check uses the wall clock.
- */
-function leaseLoss(lease: Lease, ttlSeconds: number, cwd: string): { signal: AbortSignal; stop(): void } {
-  const controller = new AbortController()
-  let granted = false
-  const sentAt = performance.now()
-  let pendingSince: number | undefined
-  let watchdog: NodeJS.Timeout | undefined
-  let stopped = false
-  const lose = (why: string, cause?: unknown): void => {
-    if (stopped || !granted) return
-    stop()
-    const error = new RegistryError('E_LOCKED', `The fleet lock of ${cwd} was lost (${why}); another process may hold it now. Stop the work it guarded and lock again.`, { lost: true }, cause === undefined ? undefined : { cause })
-    controller.abort(error)
-    // The lease may still live on the server: revoke it so the key goes now, not at the end of the TTL.
-    lease.revoke().catch(() => lease.release())
-  }
-  const arm = (renewedAt: number): void => {
-    clearTimeout(watchdog)
-    watchdog = setTimeout(() => lose(`not renewed within its ${ttlSeconds} s lease`), Math.max(0, renewedAt + ttlSeconds * 1000 - performance.now()))
-    watchdog.unref()
-  }
-  const onGranted = (): void => {
-    granted = true
-    if (!stopped) arm(sentAt)
-  }
-  const onFired = (): void => void (pendingSince ??= performance.now())
-  const onRenewed = (): void => {
-    arm(pendingSince ?? performance.now())
-    pendingSince = undefined
-  }
-  const onLost = (error: unknown): void => lose('etcd dropped its lease', error)
-  function stop(): void {
-    stopped = true
-    clearTimeout(watchdog)
-    lease.off('keepaliveFired', onFired)
-    lease.off('keepaliveSucceeded', onRenewed)
-  }
-  void lease.grant().then(onGranted, () => undefined)
-  lease.on('keepaliveFired', onFired)
-  lease.on('keepaliveSucceeded', onRenewed)
-  lease.on('lost', onLost)
-  return { signal: controller.signal, stop }
 }
 
 /**

@@ -3,3 +3,4 @@ export { EtcdStore, type AgentRecord, type EtcdStoreEvents, type EtcdStoreOption
 export { parseStoreUrl, type StoreAddress, type StoreCredentials } from './address.js'
 export { FleetWatcher, type FleetWatchOptions, type FleetWatcherEvents, type ReconnectInfo } from './watch.js'
 export { publish, type PublishOptions, type Publisher } from './publish.js'
+export { type FleetClaim, type FleetClaimOptions } from './owner.js'

@@ -222,8 +222,11 @@ class Mirror implements Publisher {
     this.#published.clear()
     let written = 0
     let kept = 0
+    // A key on another lease belongs to a direct owner (`EtcdStore.claim`): never ours to rewrite or delete.
+    const ours = (key: { lease: string }): boolean => key.lease === lease || key.lease === this.#previousLease
     for (const [id, value] of this.#desired) {
       const current = keys.get(id)
+      if (current && !ours(current)) continue
       if (current && current.value === value && current.lease === lease) {
         this.#published.set(id, { value, version: current.version })
         kept++
@@ -232,7 +235,7 @@ class Mirror implements Publisher {
         written++
       }
     }
-    for (const [id, current] of keys) if (!this.#desired.has(id)) await this.store.compareAndDelete(id, current.version)
+    for (const [id, current] of keys) if (!this.#desired.has(id) && ours(current)) await this.store.compareAndDelete(id, current.version)
     return { written, kept }
   }
 
