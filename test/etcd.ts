@@ -64,8 +64,13 @@ export function makeCertificates(): Certificates {
 
 /** Options of {@link startEtcd}. */
 export interface EtcdOptions {
-  /** Serve clients over TLS with these certificates, requiring a client certificate signed by the CA. */
+  /** Serve clients over TLS with these certificates. */
   tls?: Certificates
+  /**
+   * With `tls`: require a client certificate signed by the CA.
+   * @default true
+   */
+  clientCertAuth?: boolean
 }
 
 async function healthy(endpoint: string, tls: Certificates | undefined): Promise<boolean> {
@@ -91,7 +96,9 @@ export async function startEtcd(options: EtcdOptions = {}): Promise<TestEtcd> {
   const peer = await freePort()
   const endpoint = `127.0.0.1:${client}`
   const scheme = options.tls ? 'https' : 'http'
-  const tlsFlags = options.tls ? ['--cert-file', options.tls.serverCert, '--key-file', options.tls.serverKey, '--trusted-ca-file', options.tls.ca, '--client-cert-auth'] : []
+  // etcd checks client certificates whenever it is given a CA to check them with.
+  const clientCerts = options.tls && options.clientCertAuth !== false ? ['--trusted-ca-file', options.tls.ca, '--client-cert-auth'] : []
+  const tlsFlags = options.tls ? ['--cert-file', options.tls.serverCert, '--key-file', options.tls.serverKey, ...clientCerts] : []
   let child: ChildProcess | undefined
   let log = ''
   const start = async (): Promise<void> => {
@@ -131,5 +138,21 @@ export async function startEtcd(options: EtcdOptions = {}): Promise<TestEtcd> {
       await stop()
       rmSync(data, { recursive: true, force: true })
     },
+  }
+}
+
+/** Enable auth on `etcd`: a root user, and user `user` whose role may read and write only keys under `prefix`. */
+export async function enableAuth(etcd: TestEtcd, access: { rootPassword: string; user: string; password: string; prefix: string; tls?: Certificates }): Promise<void> {
+  const { Etcd3 } = await import('etcd3')
+  const admin = new Etcd3({ hosts: `${access.tls ? 'https' : 'http'}://${etcd.endpoint}`, ...(access.tls ? { credentials: { rootCertificate: readFileSync(access.tls.ca) } } : {}) })
+  try {
+    await admin.role('root').create()
+    await (await admin.user('root').create(access.rootPassword)).addRole('root')
+    const role = await admin.role(`${access.user}-role`).create()
+    await role.grant({ permission: 'Readwrite', range: admin.range({ prefix: access.prefix }) })
+    await (await admin.user(access.user).create(access.password)).addRole(role)
+    await admin.auth.authEnable()
+  } finally {
+    admin.close()
   }
 }

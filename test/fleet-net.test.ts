@@ -6,7 +6,7 @@ import { Registry, RegistryError } from '../src/index.js'
 import { EtcdStore, parseStoreUrl } from '../src/fleet/index.js'
 import { storeAccess } from '../src/fleet/address.js'
 import { CLI, runCli, sleeper, tempDir, track, waitFor } from './helpers.js'
-import { ETCD_BINARY, HAVE_ETCD, makeCertificates, startEtcd, type Certificates, type TestEtcd } from './etcd.js'
+import { ETCD_BINARY, HAVE_ETCD, enableAuth, makeCertificates, startEtcd, type Certificates, type TestEtcd } from './etcd.js'
 
 const SECRET = 'pw-S3cret:@/%'
 const ROOT_SECRET = 'root-S3cret'
@@ -121,18 +121,7 @@ describe.skipIf(!HAVE_ETCD)(`fleet with etcd auth: a root user and a user whose 
   let etcd: TestEtcd
   beforeAll(async () => {
     etcd = await startEtcd()
-    const { Etcd3 } = await import('etcd3')
-    const admin = new Etcd3({ hosts: `http://${etcd.endpoint}` })
-    try {
-      await admin.role('root').create()
-      await (await admin.user('root').create(ROOT_SECRET)).addRole('root')
-      const team = await admin.role('team').create()
-      await team.grant({ permission: 'Readwrite', range: admin.range({ prefix: '/team/' }) })
-      await (await admin.user('ci').create(SECRET)).addRole('team')
-      await admin.auth.authEnable()
-    } finally {
-      admin.close()
-    }
+    await enableAuth(etcd, { rootPassword: ROOT_SECRET, user: 'ci', password: SECRET, prefix: '/team/' })
   })
   afterAll(async () => {
     await etcd?.destroy()
