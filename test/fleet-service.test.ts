@@ -87,19 +87,19 @@ describe.skipIf(!HAVE_ETCD)(`docs/fleet-service.md${HAVE_ETCD ? '' : ` (skipped:
     }
   })
 
-  it("the launchd plist's ProgramArguments, with its EnvironmentVariables, publishes and withdraws the entries on SIGTERM", async () => {
+  it("the launchd plist runs the same command as the unit (ProgramArguments = ExecStart) with the same settings, and keeps the password out of the plist", () => {
     const plist = block('xml')
     const strings = (key: string, tag: 'array' | 'dict'): string[] => {
       const section = new RegExp(`<key>${key}</key>\\s*<${tag}>([\\s\\S]*?)</${tag}>`).exec(plist)?.[1] ?? ''
       return [...section.matchAll(/<(?:key|string)>([^<]*)<\/(?:key|string)>/g)].map((match) => match[1] as string)
     }
-    const argv = strings('ProgramArguments', 'array')
-    expect(argv.slice(0, 3)).toEqual(['/usr/bin/env', 'wsreg', 'publish'])
+    // The unit's ExecStart is started as written above; the plist must say exactly the same.
+    expect(strings('ProgramArguments', 'array')).toEqual((/^ExecStart=(.*)$/m.exec(block('ini'))?.[1] ?? '').split(/\s+/))
     const pairs = strings('EnvironmentVariables', 'dict')
-    const variables: Record<string, string> = {}
-    for (let i = 0; i < pairs.length; i += 2) variables[pairs[i] as string] = pairs[i + 1] as string
-    expect(variables.WSREG_ETCD_PASSWORD).toBeUndefined()
-    const { env, ws } = await environment(variables)
-    await runService(argv, env, ws)
+    const variables = new Map(pairs.flatMap((value, index) => (index % 2 === 0 ? [[value, pairs[index + 1]] as const] : [])))
+    const envFile = new Map(block('env').trim().split('\n').map((line) => line.split(/=(.*)/s).slice(0, 2) as [string, string]))
+    for (const key of ['WSREG_STORE', 'WSREG_ETCD_USER', 'WSREG_ETCD_PASSWORD_FILE']) expect(variables.get(key), key).toBe(key === 'WSREG_ETCD_PASSWORD_FILE' ? envFile.get(key)?.replace('/home/me', '/Users/me') : envFile.get(key))
+    expect(variables.has('WSREG_ETCD_PASSWORD')).toBe(false)
+    expect(/<key>KeepAlive<\/key>\s*<true\/>/.test(plist)).toBe(true)
   })
 })
