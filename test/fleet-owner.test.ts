@@ -20,7 +20,7 @@ function owner(url: string, cwd: string, host: string, leaseMs: number): { child
 }
 
 /** The fleet as `wsreg ls --store` lists it, through the CLI or (cheaper to repeat) in-process. */
-async function fleet(url: string, through: 'cli' | 'library' = 'library'): Promise<Array<{ cwd: string; host: string; name: string; status: string }>> {
+async function fleet(url: string, through: 'cli' | 'library' = 'library'): Promise<Array<{ cwd: string; host: string; name: string; status: string; pid: number }>> {
   if (through === 'library') {
     const store = await EtcdStore.connect({ url, host: 'observer' })
     try {
@@ -31,7 +31,7 @@ async function fleet(url: string, through: 'cli' | 'library' = 'library'): Promi
   }
   const result = await runCli(['ls', '--json', '--store', url, '--host', 'observer'])
   if (result.code !== 0) throw new Error(result.stderr)
-  return JSON.parse(result.stdout) as Array<{ cwd: string; host: string; name: string; status: string }>
+  return JSON.parse(result.stdout) as Array<{ cwd: string; host: string; name: string; status: string; pid: number }>
 }
 
 describe.skipIf(!HAVE_ETCD)(`direct owners: EtcdStore.claim${HAVE_ETCD ? '' : ` (skipped: ${ETCD_BINARY} not found)`}`, () => {
@@ -60,12 +60,20 @@ describe.skipIf(!HAVE_ETCD)(`direct owners: EtcdStore.claim${HAVE_ETCD ? '' : ` 
     await waitFor(() => agentErr.includes('in sync'), 10_000, 'the agent in sync')
     expect((await fleet(url, 'cli')).map((row) => [row.host, row.cwd, row.status]).sort()).toEqual([['alpha', direct, 'alive'], ['alpha', published, 'alive']].sort())
 
+    // The same workspace showing up in the agent's local registry later must not take the key over either.
+    const third = join(root, 'third')
+    mkdirSync(third)
+    await new Registry({ dir }).write({ cwd: direct, pid: sleeper().pid as number })
+    await new Registry({ dir }).write({ cwd: third, pid: sleeper().pid as number })
+    await waitFor(async () => (await fleet(url)).some((row) => row.cwd === third), 10_000, 'the agent to publish a later workspace')
+    expect((await fleet(url)).find((row) => row.cwd === direct)).toMatchObject({ pid: claimer.child.pid })
+
     claimer.send('update renamed')
     await waitFor(() => claimer.lines().find((line) => line.updated === 'renamed'), 10_000, 'the update')
     expect((await fleet(url)).find((row) => row.cwd === direct)?.name).toBe('renamed')
     claimer.send('release')
     await waitFor(() => claimer.lines().find((line) => line.released === true), 10_000, 'the release')
-    expect((await fleet(url)).map((row) => row.cwd)).toEqual([published])
+    expect((await fleet(url)).map((row) => row.cwd).sort()).toEqual([published, third].sort())
   })
 
   it('is exclusive per workspace: a second claimer gets E_LOCKED with the holder; an owner proven dead on this machine (SIGKILL) is replaced at once', async () => {

@@ -242,12 +242,22 @@ class Mirror implements Publisher {
   async #reconcile(id: string): Promise<void> {
     const value = this.#desired.get(id)
     const published = this.#published.get(id)
-    if (value !== undefined && published?.value !== value) await this.#put(id, value)
+    if (value !== undefined && published?.value !== value) {
+      if (!published && (await this.#directlyOwned(id))) return
+      await this.#put(id, value)
+    }
     if (value === undefined && published) {
       // Only the version we wrote goes: a key someone rewrote since stands.
       await this.store.compareAndDelete(id, published.version)
       this.#published.delete(id)
     }
+  }
+
+  /** True when the key of `id` is held by a direct owner (`EtcdStore.claim`): on a lease that is not ours. */
+  async #directlyOwned(id: string): Promise<boolean> {
+    const lease = await this.store.leaseId()
+    const kv = (await this.store.client.get(this.store.key(id)).exec().catch(() => undefined))?.kvs[0]
+    return kv !== undefined && kv.lease !== '0' && kv.lease !== lease && kv.lease !== this.#previousLease
   }
 
   async #put(id: string, value: string): Promise<void> {
