@@ -14,7 +14,7 @@ export type RegistryErrorCode =
   | 'E_INVALID'
   /** No home folder to place the default registry in. */
   | 'E_NO_HOME'
-  /** The process to act on belongs to another user. */
+  /** The process to act on belongs to another user, or etcd refused the login or access to the store's keys. */
   | 'E_PERM'
   /** The requested entry does not exist. */
   | 'E_NOT_FOUND'

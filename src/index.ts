@@ -22,6 +22,4 @@ export type { RegistryWatcherEvents } from './events.js'
 export type { ChangeEvent, DownEvent, DownReason, ReadyEvent, RegistryEvent, UpEvent, WatchedEntry, ErrorEvent } from './transition.js'
 
 export { fileTreeStore, type DeleteOutcome, type EntryStore, type EventSource, type StoredEntry } from './fleet/seam.js'
-export { EtcdStore, parseStoreUrl, type AgentRecord, type EtcdStoreEvents, type EtcdStoreOptions, type FleetLock, type HostKey, type Listing, type StoreAddress } from './fleet/etcd.js'
-export { FleetWatcher, type FleetWatchOptions } from './fleet/watch.js'
-export { publish, type PublishOptions, type Publisher } from './fleet/publish.js'
+// The fleet (EtcdStore, publish, FleetWatcher) is the `workspace-registry/fleet` subpath: its client, etcd3, is an optional peer.

@@ -2,7 +2,8 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { EtcdStore, Registry, RegistryError, workspaceId, type DownEvent, type Entry, type RegistryEvent } from '../src/index.js'
+import { Registry, RegistryError, workspaceId, type DownEvent, type Entry, type RegistryEvent } from '../src/index.js'
+import { EtcdStore } from '../src/fleet/index.js'
 import { CLI, FIXTURES, exited, runCli, sleeper, tempDir, track, waitFor } from './helpers.js'
 import { ETCD_BINARY, HAVE_ETCD, startEtcd, type TestEtcd } from './etcd.js'
 
@@ -65,13 +66,13 @@ describe('wsreg without the optional etcd client', () => {
     expect((await withoutEtcd3(['ls'], dir)).code).toBe(0)
     const fleetList = await withoutEtcd3(['ls', '--store', 'etcd://127.0.0.1:1'], dir)
     expect(fleetList.code).toBe(1)
-    expect(fleetList.stderr).toMatch(/etcd client is not installed: run `npm install etcd3/)
+    expect(fleetList.stderr).toContain("The etcd client is not installed: run `npm install etcd3@^1.1.2` where workspace-registry is installed (for a global wsreg: `npm install -g etcd3`)")
   })
 
   it('rejects a malformed store URL and ls --watch on a fleet as usage errors', async () => {
     const result = await runCli(['ls', '--store', 'http://localhost:2379'])
     expect(result.code).toBe(2)
-    expect(result.stderr).toMatch(/etcd:\/\/HOST:PORT/)
+    expect(result.stderr).toMatch(/etcd:\/\/HOST\[:PORT\]/)
     const watching = await runCli(['ls', '--watch', '--store', 'etcd://127.0.0.1:1'])
     expect(watching.code).toBe(2)
     expect(watching.stderr).toMatch(/wsreg watch --store/)
@@ -202,14 +203,14 @@ describe.skipIf(!HAVE_ETCD)(`fleet on a real etcd${HAVE_ETCD ? "" : ` (skipped: 
     const late = join(alpha.ws, 'late')
     mkdirSync(late)
     await new Registry({ dir: alpha.dir }).write({ cwd: late, pid: sleeper().pid as number })
-    await waitFor(() => /retrying in/.test(publisher.stderr()), 10_000, 'the agent to report the outage')
+    await waitFor(() => /lost connection to etcd at /.test(publisher.stderr()), 10_000, 'the agent to report the outage')
     await etcd.start()
     const rows = await waitFor(async () => {
       const current = await fleet(url).catch(() => [])
       return current.length === 2 ? current : undefined
     }, 15_000, 'both entries after the restart')
     expect(rows.map((row) => row.cwd).sort()).toEqual([alpha.ws, late].sort())
-    await waitFor(() => /reachable again; republished/.test(publisher.stderr()), 10_000, 'the agent to report recovery')
+    await waitFor(() => /is back after .*; republished/.test(publisher.stderr()), 10_000, 'the agent to report recovery')
   })
 
   it('admits exactly one of 8 racers from two processes to the fleet-wide lock; a SIGKILLed holder frees it within the TTL', async () => {

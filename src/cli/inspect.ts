@@ -5,7 +5,7 @@ import { entryTable, formatUptime, inline, printJson, statusWord } from './outpu
 
 /** `wsreg ls`: the workspaces, as a table or JSON. */
 export const ls: Command = {
-  usage: 'wsreg ls [--all] [--probe] [--no-prune] [--json] [--watch [--interval MS]] [--store etcd://HOST:PORT[/prefix] [--host NAME]]',
+  usage: 'wsreg ls [--all] [--probe] [--no-prune] [--json] [--watch [--interval MS]] [--store etcd[s]://HOST[:PORT][/prefix] [--host NAME]]',
   summary: 'list workspaces (dead ones are pruned as they are seen)',
   options: {
     all: { type: 'boolean', short: 'a' },

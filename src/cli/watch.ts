@@ -4,7 +4,7 @@ import { CLEAR_SCREEN, entryTable, inline, json, paint, statusWord, type Output 
 
 /** `wsreg watch`: one line per event until interrupted. */
 export const watch: Command = {
-  usage: 'wsreg watch [--json] [--interval MS] [--store etcd://HOST:PORT[/prefix] [--host NAME]]',
+  usage: 'wsreg watch [--json] [--interval MS] [--store etcd[s]://HOST[:PORT][/prefix] [--host NAME]]',
   summary: 'print workspaces going up, down and changing, one line per event, until Ctrl-C',
   options: { interval: { type: 'string' }, store: { type: 'string' }, host: { type: 'string' } },
   async run(context) {
@@ -13,7 +13,7 @@ export const watch: Command = {
     const fleet = await import('./fleet.js')
     const url = fleet.storeUrl(context)
     if (url) {
-      return fleet.fleetWatch(context, url, (event) => context.output.out.write(context.json ? `${json(event)}\n` : `${describe(event as Exclude<RegistryEvent, { type: 'error' }>, context.output, url)}\n`), intervalMs)
+      return fleet.fleetWatch(context, url, (event) => context.output.out.write(context.json ? `${json(event)}\n` : `${describe(event as Exclude<RegistryEvent, { type: 'error' }>, context.output, fleet.redactStoreUrl(url))}\n`), intervalMs)
     }
     const registry = await context.registry()
     const watcher = registry.watch({ intervalMs })

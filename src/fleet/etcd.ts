@@ -3,17 +3,21 @@ import { EventEmitter } from 'node:events'
 import type { Etcd3, IKeyValue, IOptions, Lease } from 'etcd3'
 import { parseEntry, serializeEntry, type Entry } from '../entry.js'
 import { RegistryError } from '../errors.js'
-import { hostName } from '../identity.js'
+import { captureIdentity, hostName } from '../identity.js'
 import type { LockHolder, LockOptions } from '../lock.js'
 import { canonicalCwd, idOfCanonical } from '../paths.js'
 import type { DeleteOutcome, EntryStore, StoredEntry } from './seam.js'
 import type { EntryRow } from '../registry.js'
 import { Judge, isPrunable } from '../status.js'
+import { parseStoreUrl, storeAccess, type StoreCredentials } from './address.js'
+import { clientReason, failoverPolicies, leaseLoss, monitorKeepAlive } from './connection.js'
+import { claimInStore, type FleetClaim, type FleetClaimOptions } from './owner.js'
+import type { ClaimInput } from '../claim.js'
 import { FleetWatcher, fleetEntry, judgeFleet, type FleetWatchOptions } from './watch.js'
 
 /** Options of {@link EtcdStore.connect}. */
-export interface EtcdStoreOptions {
-  /** `etcd://HOST:PORT[,HOST:PORT…][/prefix]`. */
+export interface EtcdStoreOptions extends StoreCredentials {
+  /** `etcd[s]://[user:password@]HOST[:PORT][,HOST[:PORT]…][/prefix]`; `etcds` speaks TLS, the port defaults to 2379. */
   url: string
   /**
    * Application whose registry this is; part of every key.
@@ -42,6 +46,24 @@ export interface AgentRecord {
   since: string
   /** Random token telling this agent's records from a predecessor's. */
   token: string
+  /** Boot id of the agent's machine, so a successor can prove it runs on the same boot. */
+  bootId?: string | null
+  /** Start token of the agent process, so a successor can tell it from a reused pid. */
+  pidStartTime?: string | null
+  /** PID namespace of the agent. */
+  pidNamespace?: string | null
+  /** Time namespace of the agent. */
+  timeNamespace?: string | null
+}
+
+/** What {@link EtcdStore.claimHost} found: a predecessor on this machine, proven dead, whose key it took over. */
+export interface Takeover {
+  /** The dead agent's record. */
+  previous: Partial<AgentRecord>
+  /** Why it is dead (`exited`, `zombie`, `pid-reused`). */
+  reason: string
+  /** Its lease, which still holds its entries until they are rewritten or it expires. */
+  lease: string
 }
 
 const DEFAULT_TTL_SECONDS = 10
@@ -51,7 +73,11 @@ const MAX_BACKOFF_MS = 250
 /** Events of an {@link EtcdStore}. */
 export interface EtcdStoreEvents {
   /** etcd dropped the store's lease (an outage longer than the TTL): its entries are gone until rewritten. */
-  lost: [error: Error]
+  lost: [error: RegistryError]
+  /** A keep-alive of the store's lease failed, or went unanswered for one keep-alive interval (a third of the TTL). */
+  disconnected: [reason: string]
+  /** etcd answers keep-alives again, and the lease is still alive. */
+  reconnected: []
 }
 
 /** A listing with the etcd revision it was taken at, for a watch to start right after. */
@@ -72,24 +98,6 @@ export interface HostKey {
   lease: string
 }
 
-/** Where an etcd store is. */
-export interface StoreAddress {
-  /** Client URLs (`http://host:port`). */
-  hosts: string[]
-  /** Key prefix, without a trailing slash (may be empty). */
-  prefix: string
-}
-
-/** Split `etcd://h1:p1,h2:p2/prefix` into client URLs and a key prefix (no trailing slash). */
-export function parseStoreUrl(url: string): StoreAddress {
-  const match = /^etcd:\/\/([^/?#]+)(\/[^?#]*)?$/.exec(url)
-  const hosts = match?.[1]?.split(',') ?? []
-  if (!match || hosts.some((host) => !/^[^:\s]+:\d{1,5}$/.test(host))) {
-    throw new RegistryError('E_INVALID', `Invalid store ${JSON.stringify(url)}: use etcd://HOST:PORT or etcd://HOST:PORT/prefix (several hosts: etcd://h1:2379,h2:2379).`)
-  }
-  return { hosts: hosts.map((host) => `http://${host}`), prefix: (match[2] ?? '').replace(/\/+$/, '') }
-}
-
 function checkHost(host: string): string {
   if (typeof host !== 'string' || host === '' || host.includes('/') || host.length > 253) {
     throw new RegistryError('E_INVALID', `Invalid host name ${JSON.stringify(host)}: pass a non-empty name without "/" (default: os.hostname()).`)
@@ -97,27 +105,32 @@ function checkHost(host: string): string {
   return host
 }
 
-/** The etcd client library, loaded only when an etcd store is used (it is an optional dependency). */
+/** How to add the optional peer dependency; kept in step with `peerDependencies` (test/package.test.ts checks). */
+export const ETCD3_INSTALL = 'npm install etcd3@^1.1.2'
+
+/** The etcd client library, loaded only when an etcd store is used (it is an optional peer dependency). */
 async function loadEtcd3(): Promise<typeof import('etcd3')> {
   try {
     const module = (await import('etcd3')) as typeof import('etcd3') & { default?: typeof import('etcd3') }
     return module.Etcd3 ? module : (module.default as typeof import('etcd3'))
   } catch (error) {
-    throw new RegistryError('E_UNAVAILABLE', 'The etcd client is not installed: run `npm install etcd3@1.1.2` next to workspace-registry to use an etcd store.', {}, { cause: error })
+    throw new RegistryError('E_UNAVAILABLE', `The etcd client is not installed: run \`${ETCD3_INSTALL}\` where workspace-registry is installed (for a global wsreg: \`npm install -g etcd3\`) to use an etcd store.`, {}, { cause: error })
   }
 }
 
-/** Wrap a client failure as E_UNAVAILABLE naming the store. */
+/** Wrap a client failure as E_UNAVAILABLE naming the store (E_PERM when etcd refused the login or the access). */
 export function unavailable(location: string, error: unknown): RegistryError {
   if (error instanceof RegistryError) return error
-  // gRPC messages read like "14 UNAVAILABLE: No connection established. Last error: … Resolution note: ".
-  const reason = String((error as Error)?.message ?? error).replace(/^\d+ [A-Z_]+: /, '').replace(/\s*Resolution note:\s*$/, '').trim()
-  return new RegistryError('E_UNAVAILABLE', `etcd at ${location} is unreachable (${reason}); check that it runs and the URL is right`, {}, { cause: error })
+  const reason = clientReason(error)
+  if (/permission denied/i.test(reason)) {
+    return new RegistryError('E_PERM', `etcd at ${location} denied access (${reason}): the etcd user's role must grant readwrite on the store's key prefix`, {}, { cause: error })
+  }
+  if (/authentication failed|invalid user ID or password|user name (is )?(not found|empty)|invalid auth token|authentication is not enabled/i.test(reason)) {
+    return new RegistryError('E_PERM', `etcd at ${location} refused the login (${reason}): check WSREG_ETCD_USER and WSREG_ETCD_PASSWORD (or the URL's user)`, {}, { cause: error })
+  }
+  return new RegistryError('E_UNAVAILABLE', `etcd at ${location} is unreachable (${reason}); check that it runs and the URL is right`, { reason }, { cause: error })
 }
 
-// Retries and circuit breaking are ours (the publisher backs off and says so); the client's own
-// breaker would keep refusing calls for 5 s after etcd is back.
-const passThrough = { execute: (fn: () => unknown) => Promise.resolve().then(fn) }
 
 /**
  * Entries in etcd under `<prefix>/<app>/workspaces/<host>/<id>`, the value being the entry file's
@@ -138,7 +151,7 @@ export class EtcdStore extends EventEmitter<EtcdStoreEvents> implements EntrySto
   #lease: Lease | undefined
   #closed = false
 
-  private constructor(client: Etcd3, options: Required<EtcdStoreOptions> & { prefix: string }) {
+  private constructor(client: Etcd3, options: { url: string; app: string; host: string; ttlSeconds: number; prefix: string }) {
     super()
     this.#client = client
     this.location = options.url
@@ -151,19 +164,21 @@ export class EtcdStore extends EventEmitter<EtcdStoreEvents> implements EntrySto
 
   /** Open a store (no network traffic until the first call). */
   static async connect(options: EtcdStoreOptions): Promise<EtcdStore> {
-    const { hosts, prefix } = parseStoreUrl(options.url)
+    const address = parseStoreUrl(options.url)
     const ttlSeconds = options.ttlSeconds ?? DEFAULT_TTL_SECONDS
     if (!Number.isInteger(ttlSeconds) || ttlSeconds < 1) throw new RegistryError('E_INVALID', `Invalid TTL ${String(ttlSeconds)}: pass whole seconds ≥ 1.`)
-    const { Etcd3 } = await loadEtcd3()
+    const { Etcd3, isRecoverableError } = await loadEtcd3()
+    const policies = failoverPolicies(address.hosts.length, (error) => error instanceof Error && isRecoverableError(error))
     const clientOptions: IOptions = {
-      hosts,
+      hosts: address.hosts,
+      ...storeAccess(address, options),
       dialTimeout: CALL_DEADLINE_MS,
-      faultHandling: { host: () => passThrough as never, global: passThrough as never },
+      faultHandling: { host: () => policies.host() as never, global: policies.global as never },
       defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + CALL_DEADLINE_MS }),
       // A fleet listing of 10,000 entries is ~5 MB, above gRPC's 4 MB default.
       grpcOptions: { 'grpc.max_receive_message_length': 256 * 1024 * 1024 },
     }
-    return new EtcdStore(new Etcd3(clientOptions), { url: options.url, app: options.app ?? 'wsreg', host: options.host ?? hostName(), ttlSeconds, prefix })
+    return new EtcdStore(new Etcd3(clientOptions), { url: address.display, app: options.app ?? 'wsreg', host: options.host ?? hostName(), ttlSeconds, prefix: address.prefix })
   }
 
   /** The key of workspace `id` published by `host`. */
@@ -182,11 +197,18 @@ export class EtcdStore extends EventEmitter<EtcdStoreEvents> implements EntrySto
       const lease = this.#client.lease(this.ttlSeconds)
       let granted = false
       void lease.grant().then(() => (granted = true), () => undefined)
+      const monitor = monitorKeepAlive(lease, (this.ttlSeconds * 1000) / 3, {
+        down: (reason) => void (this.#lease === lease && !this.#closed && this.emit('disconnected', reason)),
+        up: () => void (this.#lease === lease && !this.#closed && this.emit('reconnected')),
+      })
       lease.on('lost', (error) => {
+        monitor.stop()
         // A grant that failed is reported by the caller awaiting it; only a granted lease can be lost.
         if (this.#lease !== lease || !granted) return
         this.#lease = undefined
-        if (!this.#closed) this.emit('lost', error)
+        // etcd3's own message for this case reads "Lease We lost connection … is expired or revoked".
+        const lost = new RegistryError('E_UNAVAILABLE', `the lease of host ${this.host} on ${this.location} ran out while etcd was unreachable, so its entries left the fleet`, {}, { cause: error })
+        if (!this.#closed) this.emit('lost', lost)
       })
       this.#lease = lease
     }
@@ -284,35 +306,50 @@ export class EtcdStore extends EventEmitter<EtcdStoreEvents> implements EntrySto
 
   /**
    * Claim the agent key of this host on this store's lease, so no two agents publish one host
-   * name. `token` identifies this agent, so it can re-claim its own key after a lease loss.
-   * Throws `E_LOCKED` naming the other agent when one holds the key.
+   * name. `token` identifies this agent, so it can re-claim its own key after a lease loss. A
+   * predecessor that recorded this machine's boot and is proven dead by the truth table (a
+   * SIGKILLed agent, restarted) is taken over at once instead of after its TTL: the key moves to
+   * this lease and the takeover is returned. Throws `E_LOCKED` naming the other agent otherwise.
    */
-  async claimHost(token: string): Promise<void> {
+  async claimHost(token: string): Promise<Takeover | undefined> {
     const key = `${this.#root}/agents/${this.host}`
     const lease = await this.leaseId()
-    const record: AgentRecord = { pid: process.pid, machine: hostName(), since: new Date().toISOString(), token }
+    const self = captureIdentity(process.pid)
+    const record: AgentRecord = { pid: process.pid, machine: hostName(), since: new Date().toISOString(), token, bootId: self.bootId, pidStartTime: self.pidStartTime, pidNamespace: self.pidNamespace, timeNamespace: self.timeNamespace }
     for (let attempt = 0; attempt < 8; attempt++) {
       const response = await this.#call(() =>
         this.#client.if(key, 'Create', '==', 0).then(this.#client.put(key).value(JSON.stringify(record)).lease(lease)).else(this.#client.get(key)).commit(),
       )
-      if (response.succeeded) return
+      if (response.succeeded) return undefined
       const kv = response.responses[0]?.response_range?.kvs[0]
       if (!kv) continue
       const other = parseJson(kv.value.toString('utf8')) as Partial<AgentRecord> | undefined
-      if (other?.token !== token) {
+      const dead = other?.token === token ? undefined : deadPredecessor(other)
+      if (other?.token !== token && !dead) {
         throw new RegistryError(
           'E_LOCKED',
           `Another agent already publishes host ${JSON.stringify(this.host)} to ${this.location} (pid ${other?.pid ?? '?'} on ${other?.machine ?? '?'}, since ${other?.since ?? '?'}): stop it, or give this one another name with --host.`,
           { holder: other },
         )
       }
-      // Our own key from a lease we lost: move it to the current lease, unless it changed meanwhile.
+      // Our own key from a lease we lost, or a dead predecessor's: move it to our lease, unless it changed meanwhile.
       const moved = await this.#call(() =>
         this.#client.if(key, 'Mod', '==', kv.mod_revision).then(this.#client.put(key).value(JSON.stringify(record)).lease(lease)).commit(),
       )
-      if (moved.succeeded) return
+      if (moved.succeeded) return dead && other ? { previous: other, reason: dead, lease: kv.lease } : undefined
     }
     throw new RegistryError('E_LOCKED', `The agent key of host ${this.host} keeps changing; another agent may be starting. Try again.`)
+  }
+
+  /**
+   * Register this process (or `input.pid`) as the owner of workspace `input.cwd` directly in etcd,
+   * without a publishing agent: the entry lives under this host's name on a lease of its own, kept
+   * alive while the claim is held, revoked by `release()` (and on SIGINT, SIGTERM or SIGHUP when
+   * `cleanupOnExit`), left to expire after `leaseMs` on a crash. Exclusive per workspace and host
+   * like `registry.claim()`: `E_LOCKED` with `details.pid` and `details.entry` while a live owner holds it.
+   */
+  async claim(input: ClaimInput, options: FleetClaimOptions = {}): Promise<FleetClaim> {
+    return claimInStore({ client: this.#client, host: this.host, ttlSeconds: this.ttlSeconds, key: (id, host) => this.key(id, host), fail: (error) => unavailable(this.location, error) }, input, options)
   }
 
   /**
@@ -327,7 +364,7 @@ export class EtcdStore extends EventEmitter<EtcdStoreEvents> implements EntrySto
     const key = `${this.#root}/locks/${id}`
     const deadline = performance.now() + (options.waitMs ?? 0)
     const lease = this.#client.lease(this.ttlSeconds)
-    const loss = leaseLoss(lease, this.ttlSeconds, canonicalCwd(cwd))
+    const loss = leaseLoss(lease, this.ttlSeconds, `The fleet lock of ${canonicalCwd(cwd)}`)
     let fencingToken: bigint
     try {
       const leaseId = await lease.grant()
@@ -362,6 +399,12 @@ export class EtcdStore extends EventEmitter<EtcdStoreEvents> implements EntrySto
       await lease.revoke().catch(() => lease.release())
     }
     return Object.assign(release, { release, signal: loss.signal, fencingToken, key })
+  }
+
+  /** Revoke lease `id` (a dead predecessor's, once its entries were rewritten on ours); failures are ignored, as it expires anyway. */
+  async revokeLease(id: string): Promise<void> {
+    if (id === '0' || id === (await this.leaseId().catch(() => undefined))) return
+    await this.#client.leaseClient.leaseRevoke({ ID: id }).catch(() => undefined)
   }
 
   /** Revoke this store's lease (its entries vanish at once) and close the connection. */
@@ -404,51 +447,29 @@ export interface FleetLock {
 }
 
 /**
- * Watch a lock's lease: abort when etcd3 reports it lost, or when no renewal came within the TTL of
- * the last one's sending, timed on the monotonic clock (so a paused process or a wall-clock step
- * cannot make an expired lease look held). etcd3's own expiry check uses the wall clock.
+ * Why the agent of `record` is dead, when this machine can prove it: the record names this boot
+ * (so this machine, not another with the same host name) and the truth table finds its pid exited
+ * or reused. Undefined when it may still run, or runs elsewhere.
  */
-function leaseLoss(lease: Lease, ttlSeconds: number, cwd: string): { signal: AbortSignal; stop(): void } {
-  const controller = new AbortController()
-  let granted = false
-  const sentAt = performance.now()
-  let pendingSince: number | undefined
-  let watchdog: NodeJS.Timeout | undefined
-  let stopped = false
-  const lose = (why: string, cause?: unknown): void => {
-    if (stopped || !granted) return
-    stop()
-    const error = new RegistryError('E_LOCKED', `The fleet lock of ${cwd} was lost (${why}); another process may hold it now. Stop the work it guarded and lock again.`, { lost: true }, cause === undefined ? undefined : { cause })
-    controller.abort(error)
-    // The lease may still live on the server: revoke it so the key goes now, not at the end of the TTL.
-    lease.revoke().catch(() => lease.release())
-  }
-  const arm = (renewedAt: number): void => {
-    clearTimeout(watchdog)
-    watchdog = setTimeout(() => lose(`not renewed within its ${ttlSeconds} s lease`), Math.max(0, renewedAt + ttlSeconds * 1000 - performance.now()))
-    watchdog.unref()
-  }
-  const onGranted = (): void => {
-    granted = true
-    if (!stopped) arm(sentAt)
-  }
-  const onFired = (): void => void (pendingSince ??= performance.now())
-  const onRenewed = (): void => {
-    arm(pendingSince ?? performance.now())
-    pendingSince = undefined
-  }
-  const onLost = (error: unknown): void => lose('etcd dropped its lease', error)
-  function stop(): void {
-    stopped = true
-    clearTimeout(watchdog)
-    lease.off('keepaliveFired', onFired)
-    lease.off('keepaliveSucceeded', onRenewed)
-  }
-  void lease.grant().then(onGranted, () => undefined)
-  lease.on('keepaliveFired', onFired)
-  lease.on('keepaliveSucceeded', onRenewed)
-  lease.on('lost', onLost)
-  return { signal: controller.signal, stop }
+function deadPredecessor(record: Partial<AgentRecord> | undefined): string | undefined {
+  if (!record || typeof record.pid !== 'number' || typeof record.machine !== 'string' || !record.bootId || typeof record.since !== 'string') return undefined
+  const judge = new Judge()
+  if (record.bootId !== judge.bootId) return undefined
+  const verdict = judge.judge({
+    version: 1,
+    id: '0000000000000000',
+    cwd: '/',
+    name: 'wsreg publish',
+    pid: record.pid,
+    pidStartTime: record.pidStartTime ?? null,
+    bootId: record.bootId,
+    host: record.machine,
+    pidNamespace: record.pidNamespace ?? null,
+    timeNamespace: record.timeNamespace ?? null,
+    startedAt: record.since,
+    updatedAt: record.since,
+  })
+  return verdict.status === 'dead' && verdict.reason !== 'rebooted' ? (verdict.reason ?? 'exited') : undefined
 }
 
 function parseJson(text: string): unknown {

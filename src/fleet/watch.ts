@@ -4,6 +4,7 @@ import type { Entry } from '../entry.js'
 import { Judge, isRunning, type Verdict } from '../status.js'
 import { transition, type Observation, type RegistryEvent, type WatchedEntry } from '../transition.js'
 import { iterateEvents, type RegistryWatcherEvents } from '../events.js'
+import { clientReason } from './connection.js'
 import type { EtcdStore } from './etcd.js'
 import type { StoredEntry } from './seam.js'
 
@@ -37,6 +38,22 @@ export function fleetEntry(stored: StoredEntry): Entry {
   return stored.host === stored.entry.host ? stored.entry : { ...stored.entry, host: stored.host }
 }
 
+/** What a fleet watcher reports when etcd answers again after an outage. */
+export interface ReconnectInfo {
+  /** The store, as `etcd://host:port/prefix` (no credentials). */
+  location: string
+  /** How long etcd was unreachable, in ms. */
+  downMs: number
+  /** How many entries the fresh listing holds; transitions missed meanwhile were emitted before this. */
+  entries: number
+}
+
+/** Events of a {@link FleetWatcher}: the folder watcher's, plus `reconnect`. */
+export interface FleetWatcherEvents extends RegistryWatcherEvents {
+  /** etcd answered again after an outage: the fleet was listed afresh and the watch restarted from there. */
+  reconnect: [info: ReconnectInfo]
+}
+
 interface Tracked {
   stored: StoredEntry
   verdict: Verdict
@@ -47,9 +64,11 @@ const RETRY_MAX_MS = 5000
 /**
  * Watches a whole fleet in etcd: one listing, then one etcd watch from the listing's revision, so
  * no change falls between the two. Events are the folder watcher's (`ready`, `up`, `down`,
- * `change`, `error`); an entry whose lease expired is `down` with reason `removed`.
+ * `change`, `error`); an entry whose lease expired is `down` with reason `removed`. When the
+ * connection drops, the watcher says so (`error`), lists afresh once etcd answers (emitting what
+ * changed meanwhile) and emits `reconnect`.
  */
-export class FleetWatcher extends EventEmitter<RegistryWatcherEvents> implements AsyncIterable<RegistryEvent> {
+export class FleetWatcher extends EventEmitter<FleetWatcherEvents> implements AsyncIterable<RegistryEvent> {
   readonly #store: EtcdStore
   readonly #localHost: string
   readonly #marker: string | undefined
@@ -58,7 +77,8 @@ export class FleetWatcher extends EventEmitter<RegistryWatcherEvents> implements
   #watcher: Watcher | undefined
   #ready = false
   #closed = false
-  #outage = false
+  /** When etcd stopped answering (monotonic ms), while it does not. */
+  #outageSince: number | undefined
   #retryMs = 100
 
   constructor(store: EtcdStore, options: FleetWatchOptions = {}) {
@@ -87,6 +107,7 @@ export class FleetWatcher extends EventEmitter<RegistryWatcherEvents> implements
     if (this.#closed) return
     try {
       const { entries, revision } = await this.#store.listWithRevision()
+      const downSince = this.#outageSince
       const judge = new Judge(this.#marker)
       const seen = new Set<string>()
       for (const stored of entries) {
@@ -110,17 +131,20 @@ export class FleetWatcher extends EventEmitter<RegistryWatcherEvents> implements
       this.#watcher = watcher
       watcher.on('put', (kv: IKeyValue) => this.#apply(kv.key.toString('utf8'), this.#store.toStored(kv), new Judge(this.#marker)))
       watcher.on('delete', (kv: IKeyValue) => this.#apply(kv.key.toString('utf8'), undefined, new Judge(this.#marker)))
-      watcher.on('disconnected', (error: Error) => this.#down(error))
-      watcher.on('connected', () => this.#up())
-      // A watch cancelled by etcd (e.g. its revision was compacted away) is replaced by a fresh listing.
-      watcher.on('error', (error: Error) => {
+      // A lost connection, or a watch cancelled by etcd (its revision compacted away), is replaced by a
+      // fresh listing and a new watch: the listing emits whatever changed while nobody was watching.
+      const replace = (error: Error): void => {
         if (this.#watcher !== watcher) return
         this.#watcher = undefined
         void watcher.cancel().catch(() => undefined)
         this.#down(error)
         this.#retry()
-      })
-      this.#up()
+      }
+      watcher.on('disconnected', replace)
+      watcher.on('error', replace)
+      this.#retryMs = 100
+      this.#outageSince = undefined
+      if (downSince !== undefined) this.emit('reconnect', { location: this.#store.location, downMs: performance.now() - downSince, entries: this.#snapshot.size })
     } catch (error) {
       this.#down(error as Error)
       this.#retry()
@@ -134,15 +158,10 @@ export class FleetWatcher extends EventEmitter<RegistryWatcherEvents> implements
   }
 
   #down(error: Error): void {
-    if (this.#outage || this.#closed) return
-    this.#outage = true
+    if (this.#outageSince !== undefined || this.#closed) return
+    this.#outageSince = performance.now()
     // An 'error' nobody listens to would throw; the watcher keeps retrying either way.
-    if (this.listenerCount('error') > 0) this.emit('error', new Error(`fleet watch lost etcd at ${this.#store.location} (${error.message}); retrying`))
-  }
-
-  #up(): void {
-    this.#retryMs = 100
-    this.#outage = false
+    if (this.listenerCount('error') > 0) this.emit('error', new Error(`fleet watch lost etcd at ${this.#store.location} (${clientReason(error)}); retrying`))
   }
 
   #apply(key: string, stored: StoredEntry | undefined, judge: Judge): void {
@@ -167,6 +186,6 @@ export class FleetWatcher extends EventEmitter<RegistryWatcherEvents> implements
 
   /** Iterate the events until the watcher closes. */
   [Symbol.asyncIterator](): AsyncIterator<RegistryEvent> {
-    return iterateEvents(this, () => this.#closed)
+    return iterateEvents(this as unknown as EventEmitter<RegistryWatcherEvents> & { close(): Promise<void> }, () => this.#closed)
   }
 }

@@ -1,0 +1,6 @@
+export { fileTreeStore, type DeleteOutcome, type EntryStore, type EventSource, type StoredEntry } from './seam.js'
+export { EtcdStore, type AgentRecord, type EtcdStoreEvents, type EtcdStoreOptions, type FleetLock, type HostKey, type Listing, type Takeover } from './etcd.js'
+export { parseStoreUrl, type StoreAddress, type StoreCredentials } from './address.js'
+export { FleetWatcher, type FleetWatchOptions, type FleetWatcherEvents, type ReconnectInfo } from './watch.js'
+export { publish, type PublishOptions, type Publisher } from './publish.js'
+export { type FleetClaim, type FleetClaimOptions } from './owner.js'
