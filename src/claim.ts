@@ -1,6 +1,7 @@
 import { join } from 'node:path'
 import { parseEntry, sameProcess, type Entry } from './entry.js'
 import { RegistryError } from './errors.js'
+import { recordEnd, type HistoryEvent } from './history.js'
 import type { Registry, WriteInput } from './registry.js'
 import { compareAndDelete, readEntryFile, unreadableError } from './store.js'
 
@@ -55,10 +56,12 @@ export function stillOwned(dir: string, owner: Entry): boolean {
  * Delete the entry of `owner`'s workspace only while it still names that same process: a successor's
  * entry, written after ours, is never removed. Synchronous, so it can run in an exit handler.
  */
-export function removeOwned(dir: string, owner: Entry): boolean {
+export function removeOwned(dir: string, owner: Entry, end: [HistoryEvent, string | null] = ['released', null]): boolean {
   const current = readOwned(dir, owner)
   if (typeof current === 'string' || current instanceof RegistryError) return false
-  return compareAndDelete(dir, `${owner.id}.json`, current.bytes) === 'deleted'
+  if (compareAndDelete(dir, `${owner.id}.json`, current.bytes) !== 'deleted') return false
+  recordEnd(dir, current.entry, ...end)
+  return true
 }
 
 /** Write `input` as this process's claim on a workspace, and remove it again on exit (see {@link ClaimInput.cleanupOnExit}). */

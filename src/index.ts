@@ -8,9 +8,11 @@ export {
   type CorruptRow,
   type EntryInfo,
   type EntryRow,
+  type HistoryOptions,
   type RegistryOptions,
   type WriteInput,
 } from './registry.js'
+export type { HistoryEvent, HistoryRecord } from './history.js'
 export type { PruneItem, PruneReason, PruneReport } from './scan.js'
 export { diagnose, type Diagnosis, type Finding, type FindingKind } from './doctor.js'
 export { type LockHolder, type LockOptions } from './lock.js'

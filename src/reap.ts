@@ -63,7 +63,7 @@ export async function reapEntry(dir: string, marker: string | undefined, entry: 
   const dryRun = options.dryRun ?? false
   const { pid } = entry
   const done = (outcome: ReapOutcome, removable = true): ReapResult => ({
-    outcome, id: entry.id, cwd: entry.cwd, pid, dryRun, removed: removable && !dryRun && (removeOwned(dir, entry) || !stillOwned(dir, entry)),
+    outcome, id: entry.id, cwd: entry.cwd, pid, dryRun, removed: removable && !dryRun && (removeOwned(dir, entry, ['reaped', outcome]) || !stillOwned(dir, entry)),
   })
 
   const verdict = new Judge(marker).judge(entry)

@@ -2,6 +2,7 @@ import { basename } from 'node:path'
 import { entryTextProblem, isKnownField, parseEntry, sameProcess, serializeEntry, type Entry } from './entry.js'
 import { RegistryError } from './errors.js'
 import { probeUrls, type Health } from './health.js'
+import { readHistory, recordEnd, type HistoryRecord } from './history.js'
 import { captureIdentity, inspectProcess } from './identity.js'
 import type { Candidate } from './legacy.js'
 import { ID_PATTERN, QUARANTINE_DIR, absoluteDir, canonicalCwd, defaultRegistryDir, idOfCanonical, recordableCwd } from './paths.js'
@@ -31,6 +32,21 @@ export interface RegistryOptions {
    * @default undefined (only the folder itself must exist)
    */
   marker?: string
+}
+
+/** Which records {@link Registry.history} returns. */
+export interface HistoryOptions {
+  /** Only ends of this workspace (canonicalized, so a symlink or a trailing slash names the same one). */
+  cwd?: string
+  /** Only ends of the workspace with this id (16 hex chars); an alternative to `cwd`. */
+  id?: string
+  /** Only ends at or after this time. */
+  since?: Date
+  /**
+   * At most this many records, the newest.
+   * @default unlimited (history holds at most ~2 MiB of records)
+   */
+  limit?: number
 }
 
 /** What {@link Registry.write} records. */
@@ -293,7 +309,10 @@ export class Registry {
       if (!parsed.ok) continue
       if (options.ifPid !== undefined && parsed.entry.pid !== options.ifPid) continue
       // A version written after our read is newer than this remove: it stands.
-      if (compareAndDelete(this.dir, file, read.bytes) === 'deleted') removed = true
+      if (compareAndDelete(this.dir, file, read.bytes) === 'deleted') {
+        removed = true
+        recordEnd(this.dir, parsed.entry, 'removed', null)
+      }
     }
     return removed
   }
@@ -331,6 +350,19 @@ export class Registry {
     const entry = typeof cwdOrEntry === 'string' ? await this.read(cwdOrEntry) : cwdOrEntry
     if (!entry) throw new RegistryError('E_NOT_FOUND', `No workspace ${canonicalCwd(cwdOrEntry as string)} in ${this.dir}: see \`wsreg ls\`.`)
     return reapEntry(this.dir, this.marker, entry, options)
+  }
+
+  /**
+   * Evidence of ends: every entry the registry deleted or quarantined (prune, remove, reap, release, migration),
+   * newest first. Read from `.history` and its one older generation; a torn line is skipped.
+   */
+  async history(options: HistoryOptions = {}): Promise<HistoryRecord[]> {
+    const since = options.since
+    if (since !== undefined && !(since instanceof Date && Number.isFinite(since.getTime()))) throw new RegistryError('E_INVALID', 'Invalid since: pass a valid Date.')
+    if (options.limit !== undefined && !(Number.isSafeInteger(options.limit) && options.limit >= 0)) throw new RegistryError('E_INVALID', 'Invalid limit: pass an integer ≥ 0.')
+    const id = options.id !== undefined ? checkId(options.id) : options.cwd !== undefined ? idOfCanonical(canonicalCwd(options.cwd)) : undefined
+    if (!checkDir(this.dir)) return []
+    return readHistory(this.dir, { id, since, limit: options.limit })
   }
 
   /** Write an entry owned by this process (or `input.pid`) and remove it on exit; see {@link Claim}. */

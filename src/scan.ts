@@ -2,6 +2,7 @@ import { lstatSync, readdirSync } from 'node:fs'
 import { join, sep } from 'node:path'
 import { parseEntry, serializeEntry, type Entry } from './entry.js'
 import { isErrno } from './errors.js'
+import { recordEnd, recordQuarantine } from './history.js'
 import { pickWinner, upgradeLegacy, type Candidate } from './legacy.js'
 import { LOCK_FILE, LOCK_FILE_NAME, LOCK_TEMP_NAME, staleLockRecord } from './lock.js'
 import { ENTRY_NAME, TEMP_NAME } from './paths.js'
@@ -117,8 +118,20 @@ export class Folder {
     const file = `${id}.json`
     const read = readEntryView(this.path(file))
     if (read.kind === 'unreadable') throw unreadableError(this.path(file), read.problem)
-    if (read.kind === 'corrupt') quarantine(this.dir, file, read.judged)
-    else if (read.kind === 'ok' && !parseEntry(read.bytes, id).ok) quarantine(this.dir, file, Buffer.from(read.bytes))
+    let judged: Judged
+    let problem: string
+    if (read.kind === 'corrupt') {
+      judged = read.judged
+      problem = read.problem
+    } else {
+      if (read.kind !== 'ok') return
+      const parsed = parseEntry(read.bytes, id)
+      if (parsed.ok) return
+      judged = Buffer.from(read.bytes)
+      problem = parsed.problem
+    }
+    const to = quarantine(this.dir, file, judged)
+    if (to) recordQuarantine(this.dir, id, problem, to)
   }
 
   /** What makes the canonical file of `id` corrupt, or null when it is missing, unreadable or a valid entry. */
@@ -206,6 +219,7 @@ export class Folder {
     if (options.quarantine) {
       for (const file of result.corrupt) {
         const quarantinedTo = options.dryRun ? null : quarantine(this.dir, file.file, file.judged)
+        if (quarantinedTo) recordQuarantine(this.dir, file.id, file.problem, quarantinedTo)
         result.report.push({ id: file.id, cwd: null, path: this.path(file.file), reason: 'corrupt', problem: file.problem, quarantinedTo })
       }
     }
@@ -290,6 +304,7 @@ export class Folder {
     }
     if (compareAndDelete(this.dir, winner.file, winner.bytes) === 'deleted') {
       result.report.push({ id: upgraded.id, cwd: upgraded.cwd, path: this.path(winner.file), reason: 'legacy-migrated' })
+      recordEnd(this.dir, winner.entry, 'migrated', 'legacy-migrated')
     }
     return migrated
   }
@@ -322,6 +337,7 @@ export class Folder {
       const judged = read.kind === 'corrupt' ? read.judged : Buffer.from(read.bytes)
       const problem = read.kind === 'corrupt' ? read.problem : parsed?.ok === false ? parsed.problem : ''
       const quarantinedTo = options.dryRun ? null : quarantine(this.dir, name, judged)
+      if (quarantinedTo) recordQuarantine(this.dir, id, problem, quarantinedTo)
       result.report.push({ id, cwd: null, path: this.path(name), reason: 'corrupt', problem, quarantinedTo })
       return true
     }
@@ -361,7 +377,10 @@ export class Folder {
       result.report.push(item)
       return
     }
-    if (compareAndDelete(this.dir, candidate.file, candidate.bytes) === 'deleted') result.report.push(item)
+    if (compareAndDelete(this.dir, candidate.file, candidate.bytes) === 'deleted') {
+      result.report.push(item)
+      recordEnd(this.dir, candidate.entry, 'pruned', reason)
+    }
   }
 }
 

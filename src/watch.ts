@@ -5,6 +5,7 @@ import { parseEntry, type Entry } from './entry.js'
 import { RegistryError, isErrno } from './errors.js'
 import { pickWinner, type Candidate } from './legacy.js'
 import { Listing, fileIdentity } from './listing.js'
+import { HISTORY_NAME } from './history.js'
 import { ENTRY_NAME, TEMP_NAME } from './paths.js'
 import { Judge, isRunning, type Verdict } from './status.js'
 import { dirProblem, readEntryFile, type FileRead } from './store.js'
@@ -196,8 +197,8 @@ export class RegistryWatcher extends EventEmitter<RegistryWatcherEvents> impleme
       const id = match[1] as string
       if (match[2] !== undefined) this.#listing.addLegacy(id, file)
       this.#pending.add(id)
-    } else if (eventType === 'rename' && !TEMP_NAME.test(file)) {
-      // Temp, lock and quarantine names are ignored; another rename may be the folder itself going away.
+    } else if (eventType === 'rename' && !TEMP_NAME.test(file) && !HISTORY_NAME.test(file)) {
+      // Temp, lock, history and quarantine names are ignored; another rename may be the folder itself going away.
       this.#checkDirSoon = true
     } else {
       return
