@@ -1,6 +1,6 @@
 import type { EntryInfo } from '../registry.js'
 import { classify } from '../status.js'
-import { EXIT, UsageError, expectPositionals, notFound, readTarget, type Command } from './command.js'
+import { EXIT, UsageError, expectPositionals, readTarget, type Command } from './command.js'
 import { entryTable, formatUptime, inline, printJson, statusWord } from './output.js'
 
 /** `wsreg ls`: the workspaces, as a table or JSON. */
@@ -47,7 +47,7 @@ export const show: Command = {
     expectPositionals(context, 1, 1, show.usage)
     const registry = await context.registry()
     const entry = await readTarget(registry, context.positionals[0])
-    if (!entry) return notFound(context, registry, context.positionals[0])
+    if (!entry) return (await import('./history.js')).notFoundWithEnd(context, registry, context.positionals[0] as string)
     const verdict = classify(entry, { marker: registry.marker })
     const row = { ...entry, status: verdict.status, reason: verdict.reason, path: registry.entryPath(entry.cwd) } as EntryInfo
     if (context.json) {

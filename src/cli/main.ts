@@ -19,6 +19,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   orphans: async () => (await import('./process.js')).orphans,
 
   watch: async () => (await import('./watch.js')).watch,
+  history: async () => (await import('./history.js')).history,
   publish: async () => (await import('./fleet.js')).publish,
 }
 
