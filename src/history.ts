@@ -15,6 +15,8 @@ export const HISTORY_ROTATE_BYTES = 1024 * 1024
 // One record is one write(2) with O_APPEND: a local filesystem appends it whole, never interleaved with another
 // appender's. Bounding the line keeps a record a small write (and the files a known number of records).
 const MAX_LINE_BYTES = 4096
+// Records written together (one scan's) go in writes of at most this size.
+const MAX_WRITE_BYTES = 64 * 1024
 // Reading never takes in more than this per file (an appender holding the old descriptor may grow `.history.1` a little).
 const MAX_READ_BYTES = 4 * HISTORY_ROTATE_BYTES
 
@@ -73,45 +75,70 @@ function lineOf(record: HistoryRecord): Buffer {
 }
 
 /**
- * Append one record to `dir/.history`. Never throws and never blocks what it records: a full disk, a read-only
- * folder or no descriptors to spare lose the record (returns false), never the deletion it describes.
+ * Append records to `dir/.history`. Never throws and never blocks what it records: a full disk, a read-only folder or
+ * no descriptors to spare lose the records (returns false), never the deletions they describe. Records of one scan
+ * go in one write (up to {@link MAX_WRITE_BYTES}): a prune of thousands of entries opens the file once, not per entry.
  */
-export function appendHistory(dir: string, input: HistoryInput): boolean {
+export function appendHistory(dir: string, inputs: HistoryInput | HistoryInput[]): boolean {
+  const list = Array.isArray(inputs) ? inputs : [inputs]
   try {
-    const { to, ...rest } = input
-    const record: HistoryRecord = { at: new Date().toISOString(), ...rest, by: process.pid }
-    if (record.problem === undefined) delete record.problem
-    if (to) record.to = basename(to)
-    const line = lineOf(record)
-    const path = join(dir, HISTORY_FILE)
-    let fd = openSync(path, APPEND_FLAGS, 0o600)
-    try {
-      const stat = fstatSync(fd)
-      if (!stat.isFile()) return false
-      if (stat.size > 0 && stat.size + line.length > HISTORY_ROTATE_BYTES) {
-        rotate(dir, stat.ino)
-        closeSync(fd)
-        fd = -1
-        fd = openSync(path, APPEND_FLAGS, 0o600)
-      }
-      // One write: appenders never interleave. A short write (a disk filling up) leaves a torn line, which readers skip.
-      return writeSync(fd, line) === line.length
-    } finally {
-      if (fd >= 0) closeSync(fd)
+    const at = new Date().toISOString()
+    const lines = list.map((input) => lineOf(recordOf(input, at)))
+    let ok = true
+    for (let start = 0; start < lines.length; ) {
+      let end = start
+      let bytes = 0
+      while (end < lines.length && (end === start || bytes + (lines[end] as Buffer).length <= MAX_WRITE_BYTES)) bytes += (lines[end++] as Buffer).length
+      ok = writeLines(dir, Buffer.concat(lines.slice(start, end), bytes)) && ok
+      start = end
     }
+    return ok
   } catch {
     return false
   }
 }
 
-/** Record that the registry ended `entry` (deleted its file) by `event`, for `reason`; never throws. */
-export function recordEnd(dir: string, entry: Pick<Entry, 'id' | 'cwd' | 'name' | 'pid'>, event: HistoryEvent, reason: string | null): boolean {
-  return appendHistory(dir, { id: entry.id, cwd: entry.cwd, name: entry.name, pid: entry.pid, event, reason })
+function recordOf(input: HistoryInput, at: string): HistoryRecord {
+  const { to, ...rest } = input
+  const record: HistoryRecord = { at, ...rest, by: process.pid }
+  if (record.problem === undefined) delete record.problem
+  if (to) record.to = basename(to)
+  return record
 }
 
-/** Record that the registry moved a corrupt file of workspace `id` into quarantine (at `to`); never throws. */
-export function recordQuarantine(dir: string, id: string, problem: string, to: string): boolean {
-  return appendHistory(dir, { id, cwd: null, name: null, pid: null, event: 'quarantined', reason: 'corrupt', problem, to })
+/** One write of whole lines, after rotating a file that they would take past {@link HISTORY_ROTATE_BYTES}. */
+function writeLines(dir: string, bytes: Buffer): boolean {
+  const path = join(dir, HISTORY_FILE)
+  let fd = openSync(path, APPEND_FLAGS, 0o600)
+  try {
+    const stat = fstatSync(fd)
+    if (!stat.isFile()) return false
+    if (stat.size > 0 && stat.size + bytes.length > HISTORY_ROTATE_BYTES) {
+      rotate(dir, stat.ino)
+      closeSync(fd)
+      fd = -1
+      fd = openSync(path, APPEND_FLAGS, 0o600)
+    }
+    // One write: appenders never interleave. A short write (a disk filling up) leaves a torn line, which readers skip.
+    return writeSync(fd, bytes) === bytes.length
+  } finally {
+    if (fd >= 0) closeSync(fd)
+  }
+}
+
+/** The record of the registry ending `entry` (deleting its file) by `event`, for `reason`. */
+export function endOf(entry: Pick<Entry, 'id' | 'cwd' | 'name' | 'pid'>, event: HistoryEvent, reason: string | null): HistoryInput {
+  return { id: entry.id, cwd: entry.cwd, name: entry.name, pid: entry.pid, event, reason }
+}
+
+/** The record of the registry moving a corrupt file of workspace `id` into quarantine (at `to`). */
+export function quarantineOf(id: string, problem: string, to: string): HistoryInput {
+  return { id, cwd: null, name: null, pid: null, event: 'quarantined', reason: 'corrupt', problem, to }
+}
+
+/** Record that the registry ended `entry` by `event`, for `reason`; never throws. */
+export function recordEnd(dir: string, entry: Pick<Entry, 'id' | 'cwd' | 'name' | 'pid'>, event: HistoryEvent, reason: string | null): boolean {
+  return appendHistory(dir, endOf(entry, event, reason))
 }
 
 /**

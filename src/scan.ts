@@ -2,7 +2,7 @@ import { lstatSync, readdirSync } from 'node:fs'
 import { join, sep } from 'node:path'
 import { parseEntry, serializeEntry, type Entry } from './entry.js'
 import { isErrno } from './errors.js'
-import { recordEnd, recordQuarantine } from './history.js'
+import { appendHistory, endOf, quarantineOf, type HistoryInput } from './history.js'
 import { pickWinner, upgradeLegacy, type Candidate } from './legacy.js'
 import { LOCK_FILE, LOCK_FILE_NAME, LOCK_TEMP_NAME, staleLockRecord } from './lock.js'
 import { ENTRY_NAME, TEMP_NAME } from './paths.js'
@@ -61,6 +61,8 @@ export interface ScanResult {
   dead: Candidate[]
   corrupt: CorruptFile[]
   report: PruneItem[]
+  /** Ends to record in the history, written together once the scan is done. */
+  ended: HistoryInput[]
 }
 
 /** A temp file older than this is a crashed writer's debris. */
@@ -131,7 +133,7 @@ export class Folder {
       problem = parsed.problem
     }
     const to = quarantine(this.dir, file, judged)
-    if (to) recordQuarantine(this.dir, id, problem, to)
+    if (to) appendHistory(this.dir, quarantineOf(id, problem, to))
   }
 
   /** What makes the canonical file of `id` corrupt, or null when it is missing, unreadable or a valid entry. */
@@ -163,14 +165,15 @@ export class Folder {
       canonical.verdict = judge.judge(canonical.entry, canonical.mtimeMs)
       if (!isPrunable(canonical.verdict.status)) return canonical
     }
-    const result: ScanResult = { rows: [], dead: [], corrupt: [], report: [] }
+    const result: ScanResult = { rows: [], dead: [], corrupt: [], report: [], ended: [] }
     this.#resolveGroup(id, this.filesOf(id), judge, { ...options, keepBytes: true }, result)
+    if (result.ended.length > 0) appendHistory(this.dir, result.ended)
     return result.rows[0]
   }
 
   /** Read (and, when asked, clean) the whole folder. */
   scan(options: ScanOptions): ScanResult {
-    const result: ScanResult = { rows: [], dead: [], corrupt: [], report: [] }
+    const result: ScanResult = { rows: [], dead: [], corrupt: [], report: [], ended: [] }
     if (!checkDir(this.dir)) return result
     let names: string[]
     try {
@@ -219,11 +222,12 @@ export class Folder {
     if (options.quarantine) {
       for (const file of result.corrupt) {
         const quarantinedTo = options.dryRun ? null : quarantine(this.dir, file.file, file.judged)
-        if (quarantinedTo) recordQuarantine(this.dir, file.id, file.problem, quarantinedTo)
+        if (quarantinedTo) result.ended.push(quarantineOf(file.id, file.problem, quarantinedTo))
         result.report.push({ id: file.id, cwd: null, path: this.path(file.file), reason: 'corrupt', problem: file.problem, quarantinedTo })
       }
     }
     result.rows.sort(byNameThenCwd)
+    if (result.ended.length > 0) appendHistory(this.dir, result.ended)
     return result
   }
 
@@ -304,7 +308,7 @@ export class Folder {
     }
     if (compareAndDelete(this.dir, winner.file, winner.bytes) === 'deleted') {
       result.report.push({ id: upgraded.id, cwd: upgraded.cwd, path: this.path(winner.file), reason: 'legacy-migrated' })
-      recordEnd(this.dir, winner.entry, 'migrated', 'legacy-migrated')
+      result.ended.push(endOf(winner.entry, 'migrated', 'legacy-migrated'))
     }
     return migrated
   }
@@ -337,7 +341,7 @@ export class Folder {
       const judged = read.kind === 'corrupt' ? read.judged : Buffer.from(read.bytes)
       const problem = read.kind === 'corrupt' ? read.problem : parsed?.ok === false ? parsed.problem : ''
       const quarantinedTo = options.dryRun ? null : quarantine(this.dir, name, judged)
-      if (quarantinedTo) recordQuarantine(this.dir, id, problem, quarantinedTo)
+      if (quarantinedTo) result.ended.push(quarantineOf(id, problem, quarantinedTo))
       result.report.push({ id, cwd: null, path: this.path(name), reason: 'corrupt', problem, quarantinedTo })
       return true
     }
@@ -379,7 +383,7 @@ export class Folder {
     }
     if (compareAndDelete(this.dir, candidate.file, candidate.bytes) === 'deleted') {
       result.report.push(item)
-      recordEnd(this.dir, candidate.entry, 'pruned', reason)
+      result.ended.push(endOf(candidate.entry, 'pruned', reason))
     }
   }
 }
