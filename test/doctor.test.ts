@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest'
 import { diagnose, type Diagnosis, type FindingKind } from '../src/doctor.js'
 import { workspaceId } from '../src/paths.js'
 import { Registry } from '../src/registry.js'
-import { deadPid, runCli, sandbox } from './helpers.js'
+import { deadPid, runCli, sandbox, filesIn } from './helpers.js'
 
 const isRoot = process.getuid?.() === 0
 const kinds = (diagnosis: Diagnosis) => diagnosis.findings.map((finding) => `${finding.severity}:${finding.kind}`)
@@ -123,7 +123,7 @@ describe('diagnose', () => {
     expect(finding(found, 'legacy')).toMatchObject({ severity: 'note', path: legacy, reason: 'legacy-migrated', fixable: true })
     expect(found.healthy).toBe(true)
     expect((await diagnose(registry, { fix: true })).fixed).toEqual([`migrated ${legacy} → ${workspaceId(ws)}.json`])
-    expect(readdirSync(dir)).toEqual([`${workspaceId(ws)}.json`])
+    expect(filesIn(dir)).toEqual([`${workspaceId(ws)}.json`])
   })
 
   it('stale-temp: debris older than a minute is a problem --fix sweeps; a fresh temp file is left alone', async () => {

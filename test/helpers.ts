@@ -1,10 +1,11 @@
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process'
-import { chmodSync, mkdirSync, mkdtempSync, realpathSync, rmSync } from 'node:fs'
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, realpathSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterEach, expect } from 'vitest'
 import { RegistryError } from '../src/index.js'
+import { HISTORY_NAME } from '../src/history.js'
 
 export const ROOT = fileURLToPath(new URL('..', import.meta.url))
 export const FIXTURES = join(ROOT, 'test', 'fixtures')
@@ -110,4 +111,9 @@ export async function refusal(promise: Promise<unknown>): Promise<RegistryError>
   )
   expect(error).toBeInstanceOf(RegistryError)
   return error as RegistryError
+}
+
+/** The names in a registry folder other than its history files (which every deletion appends to). */
+export function filesIn(dir: string): string[] {
+  return readdirSync(dir).filter((name) => !HISTORY_NAME.test(name))
 }

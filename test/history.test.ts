@@ -157,6 +157,17 @@ describe('every end is recorded', () => {
     expect(quarantined?.problem).toBeTruthy()
   })
 
+  it('exit cleanup of a claim (SIGTERM) records released by the exiting process', async () => {
+    const { dir, ws } = sandbox()
+    const child = fixture('claimer.mjs', [dir, ws, 'wait'])
+    const out = stdoutOf(child)
+    await waitFor(() => out().includes('claimed'), 10_000, 'claim')
+    child.kill('SIGTERM')
+    await exited(child)
+    const [ended] = await new Registry({ dir }).history({ cwd: ws })
+    expect(ended).toMatchObject({ event: 'released', reason: null, pid: child.pid, by: child.pid, name: 'claimer' })
+  })
+
   it('.history is never listed, swept or quarantined, and doctor does not complain about it', async () => {
     const { dir, ws } = sandbox()
     const registry = new Registry({ dir })

@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { workspaceId } from '../src/paths.js'
 import { Registry } from '../src/registry.js'
-import { ROOT, sandbox } from './helpers.js'
+import { ROOT, sandbox, filesIn } from './helpers.js'
 
 /** Copy `fixtures/legacy` into a fresh registry folder (fresh mtimes; HOST → this host). */
 function legacyRegistry(): { dir: string; registry: Registry } {
@@ -29,7 +29,7 @@ describe('legacy migration', () => {
       ['/usr', 'usr-live', 1],
       ['/var', 'var-idle', 0],
     ])
-    expect(readdirSync(dir).sort()).toEqual([`${id('/')}.json`, `${id('/opt')}.json`, `${id('/usr')}.json`, `${id('/var')}.json`].sort())
+    expect(filesIn(dir).sort()).toEqual([`${id('/')}.json`, `${id('/opt')}.json`, `${id('/usr')}.json`, `${id('/var')}.json`].sort())
     const usr = JSON.parse(readFileSync(join(dir, `${id('/usr')}.json`), 'utf8'))
     expect(usr).toMatchObject({ version: 1, id: id('/usr'), cwd: '/usr', pid: 1, host: hostname() })
     // Migration records nothing of this machine: an identity inferred by a clock is never taken as the owner's own.
@@ -61,7 +61,7 @@ describe('legacy migration', () => {
     const canonical = await registry.write({ cwd: '/usr', name: 'canonical' })
     writeFileSync(join(dir, `${id('/usr')}-1.json`), JSON.stringify({ cwd: '/usr', name: 'legacy', pid: 1, startedAt: '2099-01-01T00:00:00.000Z' }))
     expect(await registry.list()).toEqual([canonical])
-    expect(readdirSync(dir)).toEqual([`${id('/usr')}.json`])
+    expect(filesIn(dir)).toEqual([`${id('/usr')}.json`])
   })
 
   it('prune reports the migration and the removed losers', async () => {
@@ -91,7 +91,7 @@ describe('corrupt fixtures', () => {
     const report = await registry.prune()
     expect(report.filter((item) => item.reason === 'corrupt')).toHaveLength(8)
     expect(readdirSync(join(dir, '.quarantine'))).toHaveLength(8)
-    expect(readdirSync(dir).sort()).toEqual(['.quarantine', 'a000000000000006.json.tmp-1-1-abcd', 'notes.txt'])
+    expect(filesIn(dir).sort()).toEqual(['.quarantine', 'a000000000000006.json.tmp-1-1-abcd', 'notes.txt'])
     expect(readFileSync('/etc/hostname', 'utf8').length).toBeGreaterThan(0) // the symlink target was not touched
   })
 })

@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest'
 import { RegistryError } from '../src/errors.js'
 import { workspaceId } from '../src/paths.js'
 import { Registry } from '../src/registry.js'
-import { deadPid, exited, fixture, sandbox, sleeper, stdoutOf, tempDir, waitFor, writeDeadEntry } from './helpers.js'
+import { deadPid, exited, fixture, sandbox, sleeper, stdoutOf, tempDir, waitFor, writeDeadEntry, filesIn } from './helpers.js'
 
 describe('write', () => {
   it('creates the folder 0700 and a 0600 pretty JSON file named by the workspace id', async () => {
@@ -133,7 +133,7 @@ describe('list', () => {
     expect((await registry.list({ prune: false })).map((entry) => entry.name)).toEqual(['a-name', 'a-name', 'b-name'])
     expect(readdirSync(dir)).toHaveLength(4) // prune:false changed nothing
     expect((await registry.list()).map((entry) => entry.cwd)).toEqual([cwds[2], cwds[1], cwds[0]])
-    expect(readdirSync(dir)).toHaveLength(3)
+    expect(filesIn(dir)).toHaveLength(3)
   })
 
   it('returns [] for a registry folder that does not exist yet, creating nothing', async () => {
@@ -228,7 +228,7 @@ describe('remove', () => {
     await registry.write({ cwd: ws })
     expect(await registry.remove(ws)).toBe(true)
     expect(await registry.remove(ws)).toBe(false)
-    expect(readdirSync(dir)).toEqual([])
+    expect(filesIn(dir)).toEqual([])
   })
 
   it('with ifPid, removes only an entry recorded for that pid', async () => {
@@ -247,7 +247,7 @@ describe('remove', () => {
     const legacy = join(dir, `${workspaceId(ws)}-${process.pid}.json`)
     writeFileSync(legacy, JSON.stringify({ cwd: ws, pid: process.pid, startedAt: new Date().toISOString() }))
     expect(await registry.remove(ws)).toBe(true)
-    expect(readdirSync(dir)).toEqual([])
+    expect(filesIn(dir)).toEqual([])
   })
 })
 
@@ -271,7 +271,7 @@ describe('prune', () => {
     expect(report).toEqual(dry.map((item) => (item.reason === 'corrupt' ? { ...item, quarantinedTo: expect.stringContaining('.quarantine') } : item)))
     expect(report.map((item) => item.reason).sort()).toEqual(['corrupt', 'exited', 'stale-temp'])
     expect(report.find((item) => item.reason === 'exited')).toMatchObject({ id: workspaceId(ws), cwd: ws, path: registry.entryPath(ws) })
-    expect(readdirSync(dir).sort()).toEqual(['.quarantine', 'cccccccccccccccc.json.tmp-1-2-x'])
+    expect(filesIn(dir).sort()).toEqual(['.quarantine', 'cccccccccccccccc.json.tmp-1-2-x'])
     expect(readdirSync(join(dir, '.quarantine'))).toHaveLength(1)
   })
 })
