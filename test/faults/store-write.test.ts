@@ -7,7 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { isErrno } from '../../src/errors.js'
 import { Registry } from '../../src/registry.js'
 import { createExclusive } from '../../src/store.js'
-import { exited, fixture, refusal, ROOT, stdoutOf, tempDir, waitFor } from '../helpers.js'
+import { exited, fixture, refusal, ROOT, stdoutOf, tempDir, waitFor, filesIn } from '../helpers.js'
 import { missing, registryIn, tinyDisk } from './kit.js'
 
 const ENTRY = /^[0-9a-f]{16}\.json$/
@@ -211,7 +211,7 @@ describe('a writer SIGKILLed mid-write', () => {
       await waitFor(() => out().includes('ready') && readdirSyncSafe(dir).some((file) => ENTRY.test(file)))
       writer.kill('SIGKILL')
       await exited(writer)
-      const files = readdirSync(dir)
+      const files = filesIn(dir)
       const entries = files.filter((file) => ENTRY.test(file))
       expect(entries).toHaveLength(1)
       expect(JSON.parse(readFileSync(join(dir, entries[0] as string), 'utf8')).meta.blob).toHaveLength(200_000)
