@@ -248,6 +248,17 @@ const readFolder = () => {
   const others = []
   for (const name of readdirSync(dir)) {
     const match = ENTRY.exec(name)
+    if (/^\.history(\.1)?$/.test(name)) {
+      // The record of every end: SIGKILL cannot cut one write(2) short, so every line must parse.
+      for (const line of readFileSync(join(dir, name), 'utf8').split('\n').filter(Boolean)) {
+        try {
+          JSON.parse(line)
+        } catch {
+          violate('torn-history-line', { name, line: line.slice(0, 200) })
+        }
+      }
+      continue
+    }
     if (!match) {
       others.push(name)
       continue
