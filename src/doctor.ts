@@ -1,5 +1,6 @@
 import { chmodSync, lstatSync, readdirSync, type Stats } from 'node:fs'
 import { join } from 'node:path'
+import { HISTORY_NAME } from './history.js'
 import { LOCK_FILE_NAME, lockHolder, lockState } from './lock.js'
 import { ENTRY_NAME, QUARANTINE_DIR } from './paths.js'
 import type { Registry } from './registry.js'
@@ -23,6 +24,7 @@ export type FindingKind =
   | 'unsafe-quarantine'
   | 'lock-held'
   | 'stale-lock-file'
+  | 'history-file'
 
 /** One finding of {@link diagnose}. */
 export interface Finding {
@@ -117,6 +119,26 @@ async function findProblems(registry: Registry): Promise<Finding[]> {
   // Loops, not push(...list): spreading an unbounded array overflows the stack.
   for (const finding of quarantineFindings(dir)) findings.push(finding)
   for (const finding of await lockFindings(dir)) findings.push(finding)
+  for (const finding of historyFindings(dir)) findings.push(finding)
+  return findings
+}
+
+/** A history file that is no regular file loses every record; one others can read shows who ran what where. */
+function historyFindings(dir: string): Finding[] {
+  const findings: Finding[] = []
+  for (const name of readdirSync(dir)) {
+    if (!HISTORY_NAME.test(name)) continue
+    const path = join(dir, name)
+    const file = lstatSync(path, { throwIfNoEntry: false })
+    if (!file) continue
+    if (!file.isFile()) {
+      findings.push({ severity: 'problem', kind: 'history-file', message: 'history file is not a regular file, so no end can be recorded: remove it (the next deletion starts a new one)', path, fixable: false })
+    } else if (!ours(file)) {
+      findings.push({ severity: 'problem', kind: 'file-owner', message: `history file is owned by uid ${file.uid}, not by you (uid ${uid}): chown it to yourself or remove it`, path, fixable: false })
+    } else if ((file.mode & 0o077) !== 0 && process.platform !== 'win32') {
+      findings.push({ severity: 'problem', kind: 'file-mode', message: `history file is readable or writable by others (mode ${modeOf(file)}): chmod 600`, path, fixable: true })
+    }
+  }
   return findings
 }
 
@@ -184,7 +206,7 @@ async function repair(registry: Registry): Promise<string[]> {
   if (stat.isDirectory() && ours(stat) && (stat.mode & 0o077) !== 0 && process.platform !== 'win32') chmod(dir, 0o700)
   if (dirProblem(dir)) return done
   for (const name of readdirSync(dir)) {
-    if (!ENTRY_NAME.test(name)) continue
+    if (!ENTRY_NAME.test(name) && !HISTORY_NAME.test(name)) continue
     const path = join(dir, name)
     const file = lstatSync(path, { throwIfNoEntry: false })
     if (file?.isFile() && ours(file) && (file.mode & 0o077) !== 0) chmod(path, 0o600)

@@ -1,6 +1,6 @@
 // History: every end the registry makes is one NDJSON line in `.history`, safe under concurrent appenders, bounded
 // by one rotation, and never a reason for a deletion to fail. Real processes, real files, real full and read-only disks.
-import { appendFileSync, existsSync, linkSync, mkdirSync, openSync, readFileSync, readdirSync, statSync, utimesSync, writeFileSync, writeSync, closeSync } from 'node:fs'
+import { appendFileSync, chmodSync, existsSync, linkSync, mkdirSync, openSync, readFileSync, readdirSync, statSync, utimesSync, writeFileSync, writeSync, closeSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { diagnose } from '../src/doctor.js'
@@ -183,6 +183,25 @@ describe('every end is recorded', () => {
     expect(diagnosis.healthy).toBe(true)
     expect(diagnosis.findings.filter((finding) => finding.path.includes('.history'))).toEqual([])
     expect(readdirSync(dir).sort()).toEqual([HISTORY_FILE, HISTORY_OLD_FILE])
+  })
+})
+
+describe('doctor', () => {
+  it('reports a history file others can read (--fix chmods it 600) and one that is not a regular file', async () => {
+    const { dir } = sandbox()
+    mkdirSync(dir, { mode: 0o700 })
+    const registry = new Registry({ dir })
+    appendHistory(dir, record('one'))
+    chmodSync(join(dir, HISTORY_FILE), 0o644)
+    mkdirSync(join(dir, HISTORY_OLD_FILE))
+    expect((await diagnose(registry)).findings.map((finding) => `${finding.kind}:${finding.path.slice(dir.length + 1)}`).sort()).toEqual([
+      'file-mode:.history',
+      'history-file:.history.1',
+    ])
+    const fixed = await diagnose(registry, { fix: true })
+    expect(fixed.fixed).toEqual([`chmod 600 ${join(dir, HISTORY_FILE)}`])
+    expect(fixed.findings.map((finding) => finding.kind)).toEqual(['history-file'])
+    expect(statSync(join(dir, HISTORY_FILE)).mode & 0o777).toBe(0o600)
   })
 })
 
