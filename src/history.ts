@@ -143,7 +143,9 @@ export function recordEnd(dir: string, entry: Pick<Entry, 'id' | 'cwd' | 'name' 
 
 /**
  * Move the full generation aside as `.history.1` (replacing the older one). Only the file we measured: when another
- * appender rotated it first, the name already holds a fresh file, which must not be rotated away in turn.
+ * appender rotated it first, the name already holds a fresh file, which must not be rotated away in turn. (Two
+ * appenders rotating the same generation within the microseconds between this check and the rename can still move the
+ * fresh file over it: the older generation is then dropped early. Bounded, never fatal, and no lock to leave behind.)
  */
 function rotate(dir: string, ino: number): void {
   const path = join(dir, HISTORY_FILE)
