@@ -6,7 +6,7 @@ import { captureIdentity, inspectProcess } from './identity.js'
 import type { Candidate } from './legacy.js'
 import { ID_PATTERN, QUARANTINE_DIR, absoluteDir, canonicalCwd, defaultRegistryDir, idOfCanonical, recordableCwd } from './paths.js'
 import type { Status, StatusReason } from './status.js'
-import { claimWorkspace, type Claim, type ClaimInput } from './claim.js'
+import { claimWorkspace, type Claim, type ClaimInput, type ClaimOptions } from './claim.js'
 import { acquireLock, type LockOptions } from './lock.js'
 import { reapEntry, type ReapOptions, type ReapResult } from './reap.js'
 import { checkDir, compareAndDelete, compareAndSwap, createExclusive, ensureDir, readEntryFile, writeAtomic } from './store.js'
@@ -131,7 +131,7 @@ export class Registry {
   }
 
   /** {@link Registry.write}; with `replacing`, only over exactly those bytes (or nothing), else `E_LOCKED` (a claim's update). */
-  #write(input: WriteInput, replacing?: Buffer): Entry {
+  #write(input: WriteInput & { leaseUntil?: string }, replacing?: Buffer): Entry {
     checkInput(input)
     const cwd = recordableCwd(input.cwd)
     const pid = input.pid ?? process.pid
@@ -157,7 +157,7 @@ export class Registry {
     return entry
   }
 
-  #compose(cwd: string, pid: number, input: Omit<WriteInput, 'cwd'>, previous: Entry | undefined): Entry {
+  #compose(cwd: string, pid: number, input: Omit<WriteInput, 'cwd'> & { leaseUntil?: string }, previous: Entry | undefined): Entry {
     const id = idOfCanonical(cwd)
     const probe = pid > 0 ? inspectProcess(pid) : null
     if (probe && (probe.state === 'gone' || probe.state === 'zombie')) {
@@ -183,6 +183,7 @@ export class Registry {
     entry.startedAt = sameOwner ? previous.startedAt : now
     entry.updatedAt = now
     if (input.meta !== undefined) entry.meta = input.meta
+    if (input.leaseUntil !== undefined) entry.leaseUntil = input.leaseUntil
     // Fields of a newer schema survive our rewrite.
     if (previous) {
       for (const key of Object.keys(previous)) {
@@ -333,9 +334,16 @@ export class Registry {
     return reapEntry(this.dir, this.marker, entry, options)
   }
 
-  /** Write an entry owned by this process (or `input.pid`) and remove it on exit; see {@link Claim}. */
-  async claim(input: ClaimInput): Promise<Claim> {
-    return claimWorkspace(this, input, (write, replacing) => this.#write(write, replacing))
+  /**
+   * Own workspace `input.cwd`: take its lock for the claim's life, write the entry, remove it on exit; see {@link Claim}.
+   * Exclusive: while another live process holds it, throws `E_LOCKED` with `details.pid` and `details.entry` of the holder.
+   */
+  async claim(input: ClaimInput, options: ClaimOptions = {}): Promise<Claim> {
+    return claimWorkspace(this, input, options, {
+      write: (write, replacing) => this.#write(write, replacing),
+      current: (id) => this.#folder.resolve(id, { prune: true })?.entry,
+      running: () => this.#folder.scan({ prune: true }).rows.map((row) => row.entry),
+    })
   }
 
 }
