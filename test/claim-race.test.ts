@@ -1,5 +1,6 @@
 // The reserve soak: contenders race for one workspace behind a barrier, round after round.
 import { fork, type ChildProcess } from 'node:child_process'
+import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { FIXTURES, sandbox } from './children.js'
@@ -15,8 +16,8 @@ afterEach(() => {
 })
 
 /** A contender whose IPC replies arrive as a queue. */
-function contender(dir: string, cwd: string): { child: ChildProcess; next(): Promise<Reply> } {
-  const child = fork(join(FIXTURES, 'reserver.mjs'), [dir, cwd], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+function contender(dir: string, cwd: string, name?: string): { child: ChildProcess; next(): Promise<Reply> } {
+  const child = fork(join(FIXTURES, 'reserver.mjs'), name === undefined ? [dir, cwd] : [dir, cwd, name], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
   children.push(child)
   const queue: Reply[] = []
   const waiting: Array<(reply: Reply) => void> = []
@@ -63,5 +64,29 @@ describe('reserve soak', () => {
       return `p50 ${at(0.5)} ms, p99 ${at(0.99)} ms, max ${at(1)} ms (${sorted.length})`
     }
     console.log(`claim latency under the race: winners ${summary(latencies.won)}; losers ${summary(latencies.lost)}`)
+  }, 60_000)
+
+  it('uniqueName: of contenders claiming one name at different cwds, one wins a round and the rest get E_NAME_TAKEN with its entry', async () => {
+    const { root, dir } = sandbox()
+    const contenders = Array.from({ length: CONTENDERS }, (_, index) => {
+      const cwd = join(root, `ws-${index}`)
+      mkdirSync(cwd)
+      return contender(dir, cwd, 'dev-server')
+    })
+    const pids = await Promise.all(contenders.map(async (c) => (await c.next()).ready as number))
+    const problems: unknown[] = []
+    for (let round = 0; round < 20; round++) {
+      const at = Date.now() + 15
+      for (const { child } of contenders) child.send({ go: round, at })
+      const replies = await Promise.all(contenders.map((c) => c.next()))
+      const winners = replies.flatMap((reply, index) => (reply.won ? [pids[index] as number] : []))
+      if (winners.length !== 1) problems.push({ round, winners })
+      for (const reply of replies) {
+        if (!reply.won && (reply.lost?.code !== 'E_NAME_TAKEN' || reply.lost.pid !== winners[0] || reply.lost.entry?.pid !== winners[0])) problems.push({ round, lost: reply.lost })
+      }
+      for (const { child } of contenders) child.send({ release: round })
+      await Promise.all(contenders.map((c) => c.next()))
+    }
+    expect(problems).toEqual([])
   }, 60_000)
 })

@@ -1,4 +1,5 @@
-import { existsSync, readFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { Registry, RegistryError, isRegistryError } from '../src/index.js'
 import { sandbox, start, until } from './children.js'
@@ -159,5 +160,29 @@ describe('claim', () => {
     expect(await launcher.next()).toEqual({ claimed: launcher.pid })
     expect((await launcher.ended).code).toBe(0)
     expect((await registry.read(cwd))?.pid).toBe(worker.pid)
+  })
+})
+
+describe('claim with uniqueName', () => {
+  it('refuses E_NAME_TAKEN, with the holder in details, while a live workspace of that name runs at another cwd', async () => {
+    const { root, dir, cwd } = sandbox()
+    const registry = new Registry({ dir })
+    const holder = await claimedBy('claimer.mjs', dir, cwd, 'wait')
+    const elsewhere = join(root, 'elsewhere')
+    mkdirSync(elsewhere)
+    const error = await registry.claim({ cwd: elsewhere, name: 'claimer' }, { uniqueName: true }).catch((error: unknown) => error)
+    expect(isRegistryError(error, 'E_NAME_TAKEN')).toBe(true)
+    const details = (error as RegistryError<'E_NAME_TAKEN'>).details
+    // Typed per code: the entry needs no cast.
+    const url: string | undefined = details.entry.url
+    expect({ pid: details.pid, cwd: details.entry.cwd, url }).toEqual({ pid: holder.pid, cwd, url: 'http://127.0.0.1:4321' })
+    expect(existsSync(registry.entryPath(elsewhere))).toBe(false)
+    // Without uniqueName the same name may run in two folders.
+    const claim = await registry.claim({ cwd: elsewhere, name: 'claimer' })
+    await claim.release()
+    holder.process.kill('SIGKILL')
+    await holder.ended
+    const after = await registry.claim({ cwd: elsewhere, name: 'claimer' }, { uniqueName: true })
+    await after.release()
   })
 })
