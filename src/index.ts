@@ -8,6 +8,7 @@ export {
   type CorruptRow,
   type EntryInfo,
   type EntryRow,
+  type ListInfoOptions,
   type RegistryOptions,
   type WriteInput,
 } from './registry.js'

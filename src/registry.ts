@@ -31,6 +31,12 @@ export interface RegistryOptions {
    * @default undefined (only the folder itself must exist)
    */
   marker?: string
+  /**
+   * How long past its lease (`claim({ leaseMs })`) an entry that cannot be judged here (another host, another PID
+   * namespace, an unreadable identity) is kept before it counts as dead; covers clock skew between the writers.
+   * @default 10000
+   */
+  leaseGraceMs?: number
 }
 
 /** What {@link Registry.write} records. */
@@ -41,16 +47,40 @@ export interface WriteInput {
    * Human label.
    * @default basename of cwd
    */
-  name?: string
+  name?: string | undefined
   /**
    * Owner process; 0 records an idle workspace.
    * @default process.pid
    */
-  pid?: number
+  pid?: number | undefined
   /** Service endpoint of the workspace. */
-  url?: string
+  url?: string | undefined
   /** App-defined data, stored verbatim (must be JSON). */
-  meta?: Record<string, unknown>
+  meta?: Record<string, unknown> | undefined
+}
+
+/** Options of {@link Registry.listInfo}. */
+export interface ListInfoOptions {
+  /**
+   * Add `health` (URL reachability) to rows with a `url`.
+   * @default false
+   */
+  probe?: boolean | undefined
+  /**
+   * Also return dead, gone and corrupt rows (then rows are {@link EntryInfo}: narrow on `status`).
+   * @default false
+   */
+  all?: boolean | undefined
+  /**
+   * Delete dead and gone entries as they are found.
+   * @default true
+   */
+  prune?: boolean | undefined
+  /**
+   * How long one URL probe may take.
+   * @default 1000
+   */
+  probeTimeoutMs?: number | undefined
 }
 
 /** A listed workspace with what the registry knows about it. */
@@ -117,7 +147,11 @@ export class Registry {
     this.app = options.app ?? DEFAULT_APP
     this.dir = options.dir !== undefined ? absoluteDir(options.dir, 'options.dir') : defaultRegistryDir(this.app)
     this.marker = options.marker
-    this.#folder = new Folder(this.dir, this.marker)
+    const grace = options.leaseGraceMs
+    if (grace !== undefined && !(Number.isFinite(grace) && grace >= 0)) {
+      throw new RegistryError('E_INVALID', `Invalid leaseGraceMs ${String(grace)}: pass a number of milliseconds ≥ 0.`)
+    }
+    this.#folder = new Folder(this.dir, this.marker, grace)
   }
 
   /** Path of the entry file of `cwd` (whether or not it exists). */
@@ -232,7 +266,9 @@ export class Registry {
   }
 
   /** The rows of {@link Registry.list} with status, file path and mtime; `all` adds dead, gone and corrupt rows; `probe` adds URL health. */
-  async listInfo(options: { probe?: boolean; all?: boolean; prune?: boolean; probeTimeoutMs?: number } = {}): Promise<EntryInfo[]> {
+  async listInfo(options?: ListInfoOptions & { all?: false | undefined }): Promise<EntryRow[]>
+  async listInfo(options: ListInfoOptions): Promise<EntryInfo[]>
+  async listInfo(options: ListInfoOptions = {}): Promise<EntryInfo[]> {
     const scan = this.#folder.scan({ prune: options.prune ?? true })
     const rows: EntryRow[] = scan.rows.map((row) => this.#info(row))
     if (options.all) {
@@ -315,7 +351,7 @@ export class Registry {
 
   /** Live entries whose workspace is gone: folder missing, in the Trash, or the configured marker missing. */
   async orphans(): Promise<EntryRow[]> {
-    return (await this.listInfo()).filter((row): row is EntryRow => row.status === 'orphan')
+    return (await this.listInfo()).filter((row) => row.status === 'orphan')
   }
 
   /**

@@ -1,0 +1,75 @@
+// Heartbeat leases against a real container-like writer: a child in its own PID namespace (`unshare -p`), whose pid
+// means nothing here, so only its lease can tell a crashed owner from a live one.
+import { spawn } from 'node:child_process'
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { createInterface } from 'node:readline'
+import { describe, expect, it } from 'vitest'
+import { Registry, type Entry } from '../../src/index.js'
+import { FIXTURES, ROOT, sandbox, track, waitFor } from '../helpers.js'
+import { missing } from './kit.js'
+
+const CLAIMER = join(FIXTURES, 'leased-claimer.mjs')
+
+/** Start the leased claimer (behind `prefix`) and wait for its claim; `hostPid` is the claimer's pid as seen from here. */
+async function leasedOwner(prefix: string[], dir: string, ws: string, leaseMs: number): Promise<{ hostPid: number }> {
+  const [command, ...rest] = [...prefix, process.execPath, CLAIMER, dir, ws, String(leaseMs)]
+  const child = track(spawn(command as string, rest, { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] }))
+  const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream })
+  const first = await new Promise<string>((resolve) => lines.once('line', resolve))
+  expect(JSON.parse(first)).toHaveProperty('claimed')
+  if (prefix.length === 0) return { hostPid: child.pid as number }
+  // unshare forks the claimer (pid 1 in its namespace): its pid here is unshare's only child.
+  const hostPid = await waitFor(() => Number(readFileSync(`/proc/${child.pid}/task/${child.pid}/children`, 'utf8').trim().split(' ')[0]) || 0)
+  return { hostPid }
+}
+
+const CONTAINER = ['unshare', '-p', '--kill-child', '--mount-proc']
+
+function entryFile(registry: Registry, ws: string): Entry {
+  return JSON.parse(readFileSync(registry.entryPath(ws), 'utf8')) as Entry
+}
+
+describe('heartbeat leases', () => {
+  it.skipIf(missing('unshare -p') !== '')('an owner in another PID namespace that is SIGKILLed is pruned once its lease and the grace have passed, never before' + missing('unshare -p'), async () => {
+    const { dir, ws } = sandbox()
+    const registry = new Registry({ dir, leaseGraceMs: 300 })
+    const { hostPid } = await leasedOwner(CONTAINER, dir, ws, 600)
+    expect(await registry.listInfo()).toMatchObject([{ cwd: ws, status: 'unknown', reason: 'foreign-pid-namespace' }])
+    process.kill(hostPid, 'SIGKILL')
+    // Nothing renews the lease after the kill: this is the last one.
+    const deadline = Date.parse(entryFile(registry, ws).leaseUntil as string) + 300
+    await waitFor(async () => (await registry.list()).length === 0, 10_000, 'the lapsed entry to be pruned')
+    expect(Date.now()).toBeGreaterThan(deadline)
+  }, 20_000)
+
+  it.skipIf(missing('unshare -p') !== '')('an owner in another PID namespace that keeps renewing its lease is never pruned' + missing('unshare -p'), async () => {
+    const { dir, ws } = sandbox()
+    const registry = new Registry({ dir, leaseGraceMs: 500 })
+    await leasedOwner(CONTAINER, dir, ws, 1500)
+    // Watch it for longer than lease + grace (six renewals, 500 ms apart): every list keeps it, and the lease keeps moving.
+    const seen = new Set<string>()
+    await waitFor(async () => {
+      const rows = await registry.listInfo()
+      expect(rows).toMatchObject([{ cwd: ws, status: 'unknown' }])
+      seen.add(entryFile(registry, ws).leaseUntil as string)
+      return seen.size >= 6
+    }, 15_000, 'six renewals')
+  }, 20_000)
+
+  it('a lapsed lease never makes a locally verifiable owner dead: a frozen owner is kept and reported lease-expired', async () => {
+    const { dir, ws } = sandbox()
+    const registry = new Registry({ dir, leaseGraceMs: 0 })
+    const { hostPid } = await leasedOwner([], dir, ws, 300)
+    process.kill(hostPid, 'SIGSTOP')
+    try {
+      const deadline = Date.parse(entryFile(registry, ws).leaseUntil as string)
+      await waitFor(() => Date.now() > deadline + 50, 5000)
+      expect(await registry.listInfo()).toMatchObject([{ cwd: ws, pid: hostPid, status: 'alive', reason: 'lease-expired' }])
+    } finally {
+      process.kill(hostPid, 'SIGCONT')
+    }
+    // Thawed, it renews on its own.
+    await waitFor(async () => (await registry.listInfo())[0]?.reason === null, 5000, 'a renewed lease')
+  })
+})
