@@ -1,13 +1,14 @@
 // Heartbeat leases against a real container-like writer: a child in its own PID namespace (`unshare -p`), whose pid
 // means nothing here, so only its lease can tell a crashed owner from a live one.
 import { spawn } from 'node:child_process'
-import { readFileSync } from 'node:fs'
+import { closeSync, openSync, readFileSync, writeSync } from 'node:fs'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { describe, expect, it } from 'vitest'
 import { Registry, type Entry } from '../../src/index.js'
-import { FIXTURES, ROOT, sandbox, track, waitFor } from '../helpers.js'
-import { missing } from './kit.js'
+import { isErrno, type RegistryError } from '../../src/errors.js'
+import { FIXTURES, ROOT, sandbox, tempDir, track, waitFor } from '../helpers.js'
+import { missing, registryIn, tinyDisk } from './kit.js'
 
 const CLAIMER = join(FIXTURES, 'leased-claimer.mjs')
 
@@ -71,5 +72,25 @@ describe('heartbeat leases', () => {
     }
     // Thawed, it renews on its own.
     await waitFor(async () => (await registry.listInfo())[0]?.reason === null, 5000, 'a renewed lease')
+  })
+
+  it.skipIf(missing('root', 'mount') !== '')('a lease that cannot be renewed (a full disk) aborts the claim signal once it has lapsed, and not before' + missing('root', 'mount'), async () => {
+    const dir = registryIn(tinyDisk(512))
+    const registry = new Registry({ dir })
+    const claim = await registry.claim({ cwd: tempDir(), cleanupOnExit: false }, { leaseMs: 300 })
+    const fd = openSync(`${dir}/filler`, 'w')
+    try {
+      for (;;) writeSync(fd, Buffer.alloc(64 * 1024, 1))
+    } catch (error) {
+      if (!isErrno(error, 'ENOSPC')) throw error
+    } finally {
+      closeSync(fd)
+    }
+    await waitFor(() => claim.signal.aborted, 5000, 'the signal')
+    // The last lease that made it to disk had lapsed before the claim was given up.
+    expect(Date.now()).toBeGreaterThan(Date.parse(claim.entry.leaseUntil as string))
+    expect(claim.signal.reason as RegistryError<'E_LOCKED'>).toMatchObject({ code: 'E_LOCKED', details: { lost: true } })
+    expect((claim.signal.reason as Error).message).toMatch(/lease could not be renewed/)
+    await claim.release()
   })
 })
