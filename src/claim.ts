@@ -247,6 +247,8 @@ async function holdClaim(registry: Registry, context: ClaimContext, taken: Taken
   let released = false
   const lose = (why: string, current?: Entry): void => {
     if (controller.signal.aborted) return
+    // The lock goes with the loss: holding it would refuse claimers on behalf of an owner that is not us.
+    void taken.held.release()
     controller.abort(new RegistryError('E_LOCKED', `The claim of ${entry.cwd} was lost: ${why}.`, { cwd: entry.cwd, lost: true, pid: current?.pid, entry: current }))
   }
   const otherOwner = (): Entry | undefined => {

@@ -102,7 +102,11 @@ describe('claim', () => {
     await registry.write({ cwd, pid: successor.pid })
     await until(() => claim.signal.aborted)
     expect((claim.signal.reason as RegistryError).code).toBe('E_LOCKED')
-    await claim.release()
+    // A lost claim gives its lock up: the lock alone is free to take again.
+    const release = await registry.lock(cwd)
+    await release()
+    expect(await claim.release()).toBe(false)
+    expect((await registry.read(cwd))?.pid).toBe(successor.pid)
   })
 
   it('refuses a second claim of a live workspace with E_LOCKED carrying the holder pid and its entry', async () => {
