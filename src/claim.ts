@@ -2,7 +2,7 @@ import { join } from 'node:path'
 import { parseEntry, sameProcess, type Entry } from './entry.js'
 import { RegistryError } from './errors.js'
 import { captureIdentity } from './identity.js'
-import { acquireLock, acquireNameLock, checkWait, lockHolder, type HeldLock, type LockHolder } from './lock.js'
+import { acquireLock, acquireNameLock, adoptLock, checkWait, lockHolder, type HeldLock, type LockHolder } from './lock.js'
 import { canonicalCwd, idOfCanonical } from './paths.js'
 import type { Registry, WriteInput } from './registry.js'
 import { compareAndDelete, readEntryFile, unreadableError } from './store.js'
@@ -158,9 +158,10 @@ interface Taken {
 async function attempt(registry: Registry, context: ClaimContext, write: WriteInput, options: ClaimOptions): Promise<Taken | RegistryError> {
   const cwd = canonicalCwd(write.cwd)
   const id = idOfCanonical(cwd)
-  let held: HeldLock
+  // `lock()` then `claim()` in one process: the claim uses the lock already held (README's two-call pattern).
+  let held: HeldLock | null = adoptLock(registry.dir, cwd)
   try {
-    held = await acquireLock(registry.dir, cwd, {}, true)
+    held ??= await acquireLock(registry.dir, cwd, {}, true)
   } catch (error) {
     if (!(error instanceof RegistryError) || error.code !== 'E_LOCKED') throw error
     const holder = error.details.holder as LockHolder | undefined

@@ -110,7 +110,7 @@ export async function acquireLock(dir: string, cwd: string, options: LockOptions
   const deadline = monotonicMs() + waitMs
   for (let delay = 5; ; delay = Math.min(delay * 2, MAX_BACKOFF_MS)) {
     const server = await bind(address)
-    if (server) return hold(server, dir, id, forClaim)
+    if (server) return hold(server, dir, id, forClaim ? undefined : address)
     const remaining = deadline - monotonicMs()
     if (remaining <= 0) {
       const holder = await holderOf(dir, id)
@@ -155,9 +155,30 @@ export async function acquireNameLock(dir: string, name: string, waitMs: number)
   }
 }
 
-function hold(server: Server, dir: string, id: string, forClaim: boolean): HeldLock {
+/** Plain locks (`lock()`, not a claim's) this process holds, by address, and whether a claim of this process uses one. */
+const plainLocks = new Map<string, { adopted: boolean }>()
+
+/**
+ * The plain lock of workspace `cwd` when this process holds one (`lock()` then `claim()`), for a claim to use; null
+ * when it holds none, or a claim already uses it. Releasing the result leaves the lock to its `lock()` caller.
+ */
+export function adoptLock(dir: string, cwd: string): HeldLock | null {
+  const address = lockAddress(dir, idOfCanonical(canonicalCwd(cwd)))
+  const held = address === null ? undefined : plainLocks.get(address)
+  if (!held || held.adopted) return null
+  held.adopted = true
+  return {
+    async release() {
+      held.adopted = false
+    },
+  }
+}
+
+/** `plainAddress`: the address of a plain lock (not a claim's), which a claim of this process may adopt. */
+function hold(server: Server, dir: string, id: string, plainAddress: string | undefined): HeldLock {
   const holder: Record<string, unknown> = { pid: process.pid, host: hostName(), since: new Date().toISOString(), pidStartTime: inspectProcess(process.pid).startTime }
-  if (forClaim) holder.claim = true
+  if (plainAddress === undefined) holder.claim = true
+  else plainLocks.set(plainAddress, { adopted: false })
   const record = `${JSON.stringify(holder)}\n`
   let wrote = false
   try {
@@ -171,6 +192,7 @@ function hold(server: Server, dir: string, id: string, forClaim: boolean): HeldL
   return {
     release() {
       released ??= new Promise((resolve) => {
+        if (plainAddress !== undefined) plainLocks.delete(plainAddress)
         // Drop the side file while still holding, and only if it is still ours.
         if (wrote) {
           try {

@@ -190,3 +190,20 @@ describe('claim with uniqueName', () => {
     await after.release()
   })
 })
+
+describe('claim after lock', () => {
+  it('lock() then claim() in one process: the claim uses the held lock, a second claim is refused, and the lock outlives the claim', async () => {
+    const { dir, cwd } = sandbox()
+    const registry = new Registry({ dir })
+    const release = await registry.lock(cwd)
+    const claim = await registry.claim({ cwd, url: 'http://127.0.0.1:5' })
+    const refused = await registry.claim({ cwd }).catch((error: unknown) => error as RegistryError)
+    expect(refused).toMatchObject({ code: 'E_LOCKED', details: { pid: process.pid, entry: { url: 'http://127.0.0.1:5' } } })
+    expect(await claim.release()).toBe(true)
+    // Still ours until release(): another lock attempt is refused.
+    await expect(registry.lock(cwd)).rejects.toMatchObject({ code: 'E_LOCKED' })
+    await release()
+    const again = await registry.claim({ cwd })
+    await again.release()
+  })
+})

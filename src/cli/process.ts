@@ -66,16 +66,13 @@ export const run: Command = {
     const [file, args] = commandLine(context, run.usage)
     const cwd = resolve(typeof context.values.cwd === 'string' ? context.values.cwd : process.cwd())
     const registry = await context.registry()
-    // --lock refuses before the command starts; the claim then takes the same lock over for the command's life.
-    let release = context.values.lock ? await registry.lock(cwd) : undefined
+    const release = context.values.lock ? await registry.lock(cwd) : undefined
     let claim: Claim | undefined
     let ending: Ending
     try {
       ending = await supervise(context, file, args, {
         cwd,
         onSpawn: async (pid) => {
-          await release?.()
-          release = undefined
           try {
             claim = await registry.claim({
               cwd,
