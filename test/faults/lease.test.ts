@@ -48,14 +48,20 @@ describe('heartbeat leases', () => {
     const { dir, ws } = sandbox()
     const registry = new Registry({ dir, leaseGraceMs: 500 })
     await leasedOwner(CONTAINER, dir, ws, 1500)
-    // Watch it for longer than lease + grace (six renewals, 500 ms apart): every list keeps it, and the lease keeps moving.
+    const { startedAt } = entryFile(registry, ws)
+    // Watch it for longer than lease + grace (six renewals, 500 ms apart): no list ever judges it dead (a pruning list
+    // with all: true returns what it prunes), and the lease keeps moving. A list that runs while a renewal has the
+    // file taken aside (compare-and-swap) sees no row for that instant; that is not a prune.
     const seen = new Set<string>()
     await waitFor(async () => {
-      const rows = await registry.listInfo()
-      expect(rows).toMatchObject([{ cwd: ws, status: 'unknown' }])
-      seen.add(entryFile(registry, ws).leaseUntil as string)
+      const rows = await registry.listInfo({ all: true })
+      expect(rows.filter((row) => row.status !== 'unknown')).toEqual([])
+      const leaseUntil = (rows[0]?.status === 'unknown' && rows[0].leaseUntil) || undefined
+      if (leaseUntil) seen.add(leaseUntil)
       return seen.size >= 6
     }, 15_000, 'six renewals')
+    // A pruned entry that the owner's next renewal recreated would carry a new startedAt.
+    expect(entryFile(registry, ws).startedAt).toBe(startedAt)
   }, 20_000)
 
   it('a lapsed lease never makes a locally verifiable owner dead: a frozen owner is kept and reported lease-expired', async () => {
