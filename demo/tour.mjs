@@ -68,7 +68,7 @@ try {
   wsreg('ls')
   say(`Files left in the registry: ${readdirSync(dir).filter((name) => name.endsWith('.json')).length}`)
 
-  heading(3, 'A second alpha is refused: the workspace lock is held by the kernel for the first one')
+  heading(3, 'A second alpha is refused: the first one\'s claim holds the workspace lock, and the refusal carries its url')
   const second = start('alpha')
   console.log(`  ${await second.settled}  (exit code ${await second.exited})`)
 

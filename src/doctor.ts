@@ -150,6 +150,7 @@ const UNJUDGEABLE: Record<string, string> = {
   'no-proc': 'this process sees no /proc of its own PID namespace (a chroot, a sandbox, a container without /proc), so only kill(pid, 0) can be asked',
   'foreign-time-namespace': 'written from another time namespace whose clock offset cannot be read',
   'clock-skew': 'a legacy entry dated in the future, so its owner cannot be told from a later process',
+  'lease-expired': 'its owner cannot be judged here and its lease has passed; it is pruned once the lease grace is over',
 }
 
 function quarantineFindings(dir: string): Finding[] {

@@ -32,6 +32,11 @@ export interface Entry {
   updatedAt: string
   /** App-defined data, preserved verbatim. */
   meta?: Record<string, unknown>
+  /**
+   * Heartbeat lease (ISO-8601 UTC), written and renewed by `claim({ leaseMs })`. Decides only entries that
+   * cannot be judged here (other host or PID namespace, unreadable identity): past it plus a grace, they are dead.
+   */
+  leaseUntil?: string
 }
 
 /** Entry files larger than this are corrupt, not read. */
@@ -40,7 +45,7 @@ export const MAX_ENTRY_BYTES = 1024 * 1024
 export const MAX_ENTRY_DEPTH = 64
 
 const KNOWN_FIELDS = new Set([
-  'version', 'id', 'cwd', 'name', 'pid', 'pidStartTime', 'bootId', 'host', 'pidNamespace', 'timeNamespace', 'url', 'startedAt', 'updatedAt', 'meta',
+  'version', 'id', 'cwd', 'name', 'pid', 'pidStartTime', 'bootId', 'host', 'pidNamespace', 'timeNamespace', 'url', 'startedAt', 'updatedAt', 'meta', 'leaseUntil',
 ])
 const ISO_UTC = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?Z$/
 const MAX_PID = 2 ** 31 - 1
@@ -110,6 +115,7 @@ function validateEntry(value: unknown, expectedId: string, options: { legacy?: b
   }
   if (v.updatedAt === undefined && !options.legacy) return { ok: false, problem: 'updatedAt is missing' }
   if (v.meta !== undefined && !isPlainObject(v.meta)) return { ok: false, problem: 'meta is not an object' }
+  if (v.leaseUntil !== undefined && !isTime(v.leaseUntil)) return { ok: false, problem: 'leaseUntil is not an ISO-8601 UTC time' }
 
   // Build a fresh object (own data properties only) so keys such as `__proto__` stay inert data.
   const entry: Record<string, unknown> = {
@@ -128,6 +134,7 @@ function validateEntry(value: unknown, expectedId: string, options: { legacy?: b
   entry.startedAt = v.startedAt
   entry.updatedAt = v.updatedAt ?? v.startedAt
   if (v.meta !== undefined) entry.meta = v.meta
+  if (v.leaseUntil !== undefined) entry.leaseUntil = v.leaseUntil
   for (const key of Object.keys(v)) {
     if (!KNOWN_FIELDS.has(key)) Object.defineProperty(entry, key, { value: v[key], enumerable: true, writable: true, configurable: true })
   }

@@ -13,7 +13,7 @@ export interface ProbeOptions {
    * so an endpoint that trickles a byte now and then cannot hold it open.
    * @default 1000
    */
-  timeoutMs?: number
+  timeoutMs?: number | undefined
   /**
    * Total time all probes of one listing may take, in ms; probes not finished by then count as down
    * and urls not yet probed get no health.

@@ -156,11 +156,11 @@ function rotate(dir: string, ino: number): void {
 /** Which records {@link readHistory} returns. */
 export interface HistoryQuery {
   /** Only records of this workspace id. */
-  id?: string
+  id?: string | undefined
   /** Only records at or after this time. */
-  since?: Date
+  since?: Date | undefined
   /** At most this many (the newest). */
-  limit?: number
+  limit?: number | undefined
 }
 
 /** Records of `dir`, newest first: `.history.1` then `.history`, a torn or foreign line skipped. */

@@ -1,4 +1,4 @@
-export { RegistryError, type RegistryErrorCode } from './errors.js'
+export { RegistryError, isRegistryError, type LockedDetails, type NameTakenDetails, type RegistryErrorCode, type RegistryErrorDetails } from './errors.js'
 export { canonicalCwd, defaultRegistryDir, registryDirEnvName, workspaceId } from './paths.js'
 export { parseEntry, serializeEntry, type Entry, type ParseResult } from './entry.js'
 export { classify, status, type Status, type StatusReason, type Verdict } from './status.js'
@@ -9,6 +9,7 @@ export {
   type EntryInfo,
   type EntryRow,
   type HistoryOptions,
+  type ListInfoOptions,
   type RegistryOptions,
   type WriteInput,
 } from './registry.js'
@@ -17,7 +18,7 @@ export type { PruneItem, PruneReason, PruneReport } from './scan.js'
 export { diagnose, type Diagnosis, type Finding, type FindingKind } from './doctor.js'
 export { type LockHolder, type LockOptions } from './lock.js'
 export { type ReapOptions, type ReapOutcome, type ReapResult } from './reap.js'
-export { type Claim, type ClaimInput, type ClaimPatch } from './claim.js'
+export { type Claim, type ClaimInput, type ClaimOptions, type ClaimPatch } from './claim.js'
 
 export { RegistryWatcher, type WatchOptions } from './watch.js'
 export type { RegistryWatcherEvents } from './events.js'

@@ -15,6 +15,8 @@ export interface LockHolder {
   host: string
   /** When the holder took the lock (ISO-8601 UTC). */
   since: string
+  /** True when the lock is held by a claim (`registry.claim()`), whose entry follows the lock. */
+  claim?: true
 }
 
 /** Options of `registry.lock()`. */
@@ -80,25 +82,35 @@ function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms))
 }
 
-/** Take the exclusive lock of workspace `cwd` in registry `dir`; throws `E_LOCKED` (with the holder when known) when held. */
-export async function acquireLock(dir: string, cwd: string, options: LockOptions = {}): Promise<HeldLock> {
-  const waitMs = options.waitMs ?? 0
+/** Throws `E_INVALID` unless `waitMs` is a number of milliseconds ≥ 0. */
+export function checkWait(waitMs: number): void {
   if (!Number.isFinite(waitMs) || waitMs < 0) {
     throw new RegistryError('E_INVALID', `Invalid waitMs ${String(waitMs)}: pass a number of milliseconds ≥ 0.`)
   }
+}
+
+function unsupported(): RegistryError {
+  return new RegistryError(
+    'E_UNSUPPORTED',
+    `Workspace locks need an abstract unix socket (Linux) or a named pipe (Windows); ${process.platform} has neither, and a lock file would need a staleness guess. See docs/decisions.md.`,
+  )
+}
+
+/**
+ * Take the exclusive lock of workspace `cwd` in registry `dir`; throws `E_LOCKED` (with the holder when known) when held.
+ * `forClaim` marks the side file, so a loser knows an entry is on its way.
+ */
+export async function acquireLock(dir: string, cwd: string, options: LockOptions = {}, forClaim = false): Promise<HeldLock> {
+  const waitMs = options.waitMs ?? 0
+  checkWait(waitMs)
   const canonical = canonicalCwd(cwd)
   const id = idOfCanonical(canonical)
   const address = lockAddress(dir, id)
-  if (address === null) {
-    throw new RegistryError(
-      'E_UNSUPPORTED',
-      `Workspace locks need an abstract unix socket (Linux) or a named pipe (Windows); ${process.platform} has neither, and a lock file would need a staleness guess. See docs/decisions.md.`,
-    )
-  }
+  if (address === null) throw unsupported()
   const deadline = monotonicMs() + waitMs
   for (let delay = 5; ; delay = Math.min(delay * 2, MAX_BACKOFF_MS)) {
     const server = await bind(address)
-    if (server) return hold(server, dir, id)
+    if (server) return hold(server, dir, id, forClaim ? undefined : address)
     const remaining = deadline - monotonicMs()
     if (remaining <= 0) {
       const holder = await holderOf(dir, id)
@@ -125,8 +137,49 @@ async function holderOf(dir: string, id: string): Promise<LockHolder | undefined
   }
 }
 
-function hold(server: Server, dir: string, id: string): HeldLock {
-  const record = `${JSON.stringify({ pid: process.pid, host: hostName(), since: new Date().toISOString(), pidStartTime: inspectProcess(process.pid).startTime })}\n`
+/**
+ * Take the lock of workspace name `name` in registry `dir` (no side file: the entries say who runs under a name),
+ * retrying for `waitMs`; null when still held. Held only while a claim checks the name and writes its entry.
+ */
+export async function acquireNameLock(dir: string, name: string, waitMs: number): Promise<HeldLock | null> {
+  // A NUL cannot occur in a workspace id, so a name never shares an address with a workspace.
+  const address = lockAddress(dir, `name\0${name}`)
+  if (address === null) throw unsupported()
+  const deadline = monotonicMs() + waitMs
+  for (let delay = 2; ; delay = Math.min(delay * 2, 50)) {
+    const server = await bind(address)
+    if (server) return { release: () => new Promise((resolve) => server.close(() => resolve())) }
+    const remaining = deadline - monotonicMs()
+    if (remaining <= 0) return null
+    await sleep(Math.min(remaining, delay * (0.5 + Math.random())))
+  }
+}
+
+/** Plain locks (`lock()`, not a claim's) this process holds, by address, and whether a claim of this process uses one. */
+const plainLocks = new Map<string, { adopted: boolean }>()
+
+/**
+ * The plain lock of workspace `cwd` when this process holds one (`lock()` then `claim()`), for a claim to use; null
+ * when it holds none, or a claim already uses it. Releasing the result leaves the lock to its `lock()` caller.
+ */
+export function adoptLock(dir: string, cwd: string): HeldLock | null {
+  const address = lockAddress(dir, idOfCanonical(canonicalCwd(cwd)))
+  const held = address === null ? undefined : plainLocks.get(address)
+  if (!held || held.adopted) return null
+  held.adopted = true
+  return {
+    async release() {
+      held.adopted = false
+    },
+  }
+}
+
+/** `plainAddress`: the address of a plain lock (not a claim's), which a claim of this process may adopt. */
+function hold(server: Server, dir: string, id: string, plainAddress: string | undefined): HeldLock {
+  const holder: Record<string, unknown> = { pid: process.pid, host: hostName(), since: new Date().toISOString(), pidStartTime: inspectProcess(process.pid).startTime }
+  if (plainAddress === undefined) holder.claim = true
+  else plainLocks.set(plainAddress, { adopted: false })
+  const record = `${JSON.stringify(holder)}\n`
   let wrote = false
   try {
     ensureDir(dir)
@@ -139,6 +192,7 @@ function hold(server: Server, dir: string, id: string): HeldLock {
   return {
     release() {
       released ??= new Promise((resolve) => {
+        if (plainAddress !== undefined) plainLocks.delete(plainAddress)
         // Drop the side file while still holding, and only if it is still ours.
         if (wrote) {
           try {
@@ -154,7 +208,7 @@ function hold(server: Server, dir: string, id: string): HeldLock {
   }
 }
 
-type HolderRecord = LockHolder & { pidStartTime?: unknown }
+type HolderRecord = LockHolder & { pidStartTime?: unknown; claim?: unknown }
 
 function parseRecord(bytes: Buffer): HolderRecord | undefined {
   let value: unknown
@@ -182,7 +236,9 @@ export function lockHolder(dir: string, id: string): LockHolder | undefined {
   const record = parseRecord(read.bytes)
   // A side file left by a SIGKILLed holder names a dead (or reused) pid: say nothing rather than something false.
   if (!record || holderEnded(record)) return undefined
-  return { pid: record.pid, host: record.host, since: record.since }
+  const holder: LockHolder = { pid: record.pid, host: record.host, since: record.since }
+  if (record.claim === true) holder.claim = true
+  return holder
 }
 
 /**

@@ -7,7 +7,7 @@ import { captureIdentity, inspectProcess } from './identity.js'
 import type { Candidate } from './legacy.js'
 import { ID_PATTERN, QUARANTINE_DIR, absoluteDir, canonicalCwd, defaultRegistryDir, idOfCanonical, recordableCwd } from './paths.js'
 import type { Status, StatusReason } from './status.js'
-import { claimWorkspace, type Claim, type ClaimInput } from './claim.js'
+import { claimWorkspace, type Claim, type ClaimInput, type ClaimOptions } from './claim.js'
 import { acquireLock, type LockOptions } from './lock.js'
 import { reapEntry, type ReapOptions, type ReapResult } from './reap.js'
 import { checkDir, compareAndDelete, compareAndSwap, createExclusive, ensureDir, readEntryFile, writeAtomic } from './store.js'
@@ -32,21 +32,27 @@ export interface RegistryOptions {
    * @default undefined (only the folder itself must exist)
    */
   marker?: string
+  /**
+   * How long past its lease (`claim({ leaseMs })`) an entry that cannot be judged here (another host, another PID
+   * namespace, an unreadable identity) is kept before it counts as dead; covers clock skew between the writers.
+   * @default 10000
+   */
+  leaseGraceMs?: number
 }
 
 /** Which records {@link Registry.history} returns. */
 export interface HistoryOptions {
   /** Only ends of this workspace (canonicalized, so a symlink or a trailing slash names the same one). */
-  cwd?: string
+  cwd?: string | undefined
   /** Only ends of the workspace with this id (16 hex chars); an alternative to `cwd`. */
-  id?: string
+  id?: string | undefined
   /** Only ends at or after this time. */
-  since?: Date
+  since?: Date | undefined
   /**
    * At most this many records, the newest.
    * @default unlimited (history holds at most ~2 MiB of records)
    */
-  limit?: number
+  limit?: number | undefined
 }
 
 /** What {@link Registry.write} records. */
@@ -57,16 +63,40 @@ export interface WriteInput {
    * Human label.
    * @default basename of cwd
    */
-  name?: string
+  name?: string | undefined
   /**
    * Owner process; 0 records an idle workspace.
    * @default process.pid
    */
-  pid?: number
+  pid?: number | undefined
   /** Service endpoint of the workspace. */
-  url?: string
+  url?: string | undefined
   /** App-defined data, stored verbatim (must be JSON). */
-  meta?: Record<string, unknown>
+  meta?: Record<string, unknown> | undefined
+}
+
+/** Options of {@link Registry.listInfo}. */
+export interface ListInfoOptions {
+  /**
+   * Add `health` (URL reachability) to rows with a `url`.
+   * @default false
+   */
+  probe?: boolean | undefined
+  /**
+   * Also return dead, gone and corrupt rows (then rows are {@link EntryInfo}: narrow on `status`).
+   * @default false
+   */
+  all?: boolean | undefined
+  /**
+   * Delete dead and gone entries as they are found.
+   * @default true
+   */
+  prune?: boolean | undefined
+  /**
+   * How long one URL probe may take.
+   * @default 1000
+   */
+  probeTimeoutMs?: number | undefined
 }
 
 /** A listed workspace with what the registry knows about it. */
@@ -133,7 +163,11 @@ export class Registry {
     this.app = options.app ?? DEFAULT_APP
     this.dir = options.dir !== undefined ? absoluteDir(options.dir, 'options.dir') : defaultRegistryDir(this.app)
     this.marker = options.marker
-    this.#folder = new Folder(this.dir, this.marker)
+    const grace = options.leaseGraceMs
+    if (grace !== undefined && !(Number.isFinite(grace) && grace >= 0)) {
+      throw new RegistryError('E_INVALID', `Invalid leaseGraceMs ${String(grace)}: pass a number of milliseconds ≥ 0.`)
+    }
+    this.#folder = new Folder(this.dir, this.marker, grace)
   }
 
   /** Path of the entry file of `cwd` (whether or not it exists). */
@@ -147,7 +181,7 @@ export class Registry {
   }
 
   /** {@link Registry.write}; with `replacing`, only over exactly those bytes (or nothing), else `E_LOCKED` (a claim's update). */
-  #write(input: WriteInput, replacing?: Buffer): Entry {
+  #write(input: WriteInput & { leaseUntil?: string }, replacing?: Buffer): Entry {
     checkInput(input)
     const cwd = recordableCwd(input.cwd)
     const pid = input.pid ?? process.pid
@@ -173,7 +207,7 @@ export class Registry {
     return entry
   }
 
-  #compose(cwd: string, pid: number, input: Omit<WriteInput, 'cwd'>, previous: Entry | undefined): Entry {
+  #compose(cwd: string, pid: number, input: Omit<WriteInput, 'cwd'> & { leaseUntil?: string }, previous: Entry | undefined): Entry {
     const id = idOfCanonical(cwd)
     const probe = pid > 0 ? inspectProcess(pid) : null
     if (probe && (probe.state === 'gone' || probe.state === 'zombie')) {
@@ -199,6 +233,7 @@ export class Registry {
     entry.startedAt = sameOwner ? previous.startedAt : now
     entry.updatedAt = now
     if (input.meta !== undefined) entry.meta = input.meta
+    if (input.leaseUntil !== undefined) entry.leaseUntil = input.leaseUntil
     // Fields of a newer schema survive our rewrite.
     if (previous) {
       for (const key of Object.keys(previous)) {
@@ -247,7 +282,9 @@ export class Registry {
   }
 
   /** The rows of {@link Registry.list} with status, file path and mtime; `all` adds dead, gone and corrupt rows; `probe` adds URL health. */
-  async listInfo(options: { probe?: boolean; all?: boolean; prune?: boolean; probeTimeoutMs?: number } = {}): Promise<EntryInfo[]> {
+  async listInfo(options?: ListInfoOptions & { all?: false | undefined }): Promise<EntryRow[]>
+  async listInfo(options: ListInfoOptions): Promise<EntryInfo[]>
+  async listInfo(options: ListInfoOptions = {}): Promise<EntryInfo[]> {
     const scan = this.#folder.scan({ prune: options.prune ?? true })
     const rows: EntryRow[] = scan.rows.map((row) => this.#info(row))
     if (options.all) {
@@ -333,7 +370,7 @@ export class Registry {
 
   /** Live entries whose workspace is gone: folder missing, in the Trash, or the configured marker missing. */
   async orphans(): Promise<EntryRow[]> {
-    return (await this.listInfo()).filter((row): row is EntryRow => row.status === 'orphan')
+    return (await this.listInfo()).filter((row) => row.status === 'orphan')
   }
 
   /**
@@ -365,9 +402,16 @@ export class Registry {
     return readHistory(this.dir, { id, since, limit: options.limit })
   }
 
-  /** Write an entry owned by this process (or `input.pid`) and remove it on exit; see {@link Claim}. */
-  async claim(input: ClaimInput): Promise<Claim> {
-    return claimWorkspace(this, input, (write, replacing) => this.#write(write, replacing))
+  /**
+   * Own workspace `input.cwd`: take its lock for the claim's life, write the entry, remove it on exit; see {@link Claim}.
+   * Exclusive: while another live process holds it, throws `E_LOCKED` with `details.pid` and `details.entry` of the holder.
+   */
+  async claim(input: ClaimInput, options: ClaimOptions = {}): Promise<Claim> {
+    return claimWorkspace(this, input, options, {
+      write: (write, replacing) => this.#write(write, replacing),
+      current: (id) => this.#folder.resolve(id, { prune: true })?.entry,
+      running: () => this.#folder.scan({ prune: true }).rows.map((row) => row.entry),
+    })
   }
 
 }

@@ -87,6 +87,7 @@ export class Folder {
   constructor(
     readonly dir: string,
     readonly marker: string | undefined,
+    readonly leaseGraceMs?: number,
   ) {
     this.#prefix = dir.endsWith(sep) ? dir : dir + sep
   }
@@ -159,7 +160,7 @@ export class Folder {
   /** The winning candidate of one workspace; O(1) when its canonical file holds a current entry. */
   resolve(id: string, options: ScanOptions): Candidate | undefined {
     if (!checkDir(this.dir)) return undefined
-    const judge = new Judge(this.marker)
+    const judge = new Judge(this.marker, this.leaseGraceMs)
     const canonical = this.readCanonical(id, options.strict)
     if (canonical) {
       canonical.verdict = judge.judge(canonical.entry, canonical.mtimeMs)
@@ -200,7 +201,7 @@ export class Folder {
         locks.push(name)
       }
     }
-    const judge = new Judge(this.marker)
+    const judge = new Judge(this.marker, this.leaseGraceMs)
     const debris: string[] = []
     for (const name of temps) {
       const handled = this.#restoreAside(name, judge, options, result)

@@ -25,6 +25,7 @@ export type StatusReason =
   | 'no-proc'
   | 'foreign-time-namespace'
   | 'clock-skew'
+  | 'lease-expired'
 
 /** A status and its reason. */
 export interface Verdict {
@@ -47,6 +48,9 @@ export function isRunning(status: Status): boolean {
   return status === 'alive' || status === 'orphan' || status === 'unknown'
 }
 
+/** How long past its lease an entry nobody here can judge is still given, for clock skew between writers. */
+export const DEFAULT_LEASE_GRACE_MS = 10_000
+
 // btime has one-second resolution and start ticks 10 ms: a legacy owner can seem to start this much after its own write.
 const LEGACY_START_SLACK_MS = 2000
 
@@ -62,8 +66,14 @@ export class Judge {
   readonly trashDirs: string[]
   readonly #probes = new Map<number, ProcessProbe>()
 
-  /** @param marker file that must exist inside a workspace root for it to count as present */
-  constructor(readonly marker?: string) {
+  /**
+   * @param marker file that must exist inside a workspace root for it to count as present
+   * @param leaseGraceMs how long past its lease an entry that cannot be judged here stays unknown
+   */
+  constructor(
+    readonly marker?: string,
+    readonly leaseGraceMs: number = DEFAULT_LEASE_GRACE_MS,
+  ) {
     this.trashDirs = trashDirs()
   }
 
@@ -89,8 +99,21 @@ export class Judge {
     return null
   }
 
-  /** Classify `entry`; `writtenMs` (file mtime) helps judge legacy entries without a start identity. */
+  /**
+   * Classify `entry`; `writtenMs` (file mtime) helps judge legacy entries without a start identity. The kernel beats
+   * the clock: a lapsed lease only decides an entry nothing here can judge (past the grace), and is otherwise a reason.
+   */
   judge(entry: Entry, writtenMs?: number): Verdict {
+    const verdict = this.#judge(entry, writtenMs)
+    if (entry.leaseUntil === undefined || entry.pid === 0) return verdict
+    const lapsedMs = Date.now() - Date.parse(entry.leaseUntil)
+    if (!(lapsedMs > 0)) return verdict
+    if (verdict.status === 'unknown') return { status: lapsedMs > this.leaseGraceMs ? 'dead' : 'unknown', reason: 'lease-expired' }
+    if (verdict.status === 'alive') return { status: 'alive', reason: 'lease-expired' }
+    return verdict
+  }
+
+  #judge(entry: Entry, writtenMs?: number): Verdict {
     if (entry.host !== this.host) return { status: 'unknown', reason: 'foreign-host' }
     if (entry.pidNamespace && this.pidNamespace && entry.pidNamespace !== this.pidNamespace) {
       return { status: 'unknown', reason: 'foreign-pid-namespace' }

@@ -2,7 +2,7 @@ import type { Entry } from './entry.js'
 import { isRunning, type Status, type StatusReason, type Verdict } from './status.js'
 
 /** Why a workspace went down. */
-export type DownReason = 'removed' | 'exited' | 'pid-reused' | 'rebooted'
+export type DownReason = 'removed' | 'exited' | 'pid-reused' | 'rebooted' | 'lease-expired'
 
 /** One workspace as the watcher last saw it. */
 export interface WatchedEntry {
@@ -38,7 +38,7 @@ export interface DownEvent {
   type: 'down'
   /** The last version seen while it ran. */
   entry: Entry
-  /** `removed`, `exited`, `pid-reused` or `rebooted`. */
+  /** `removed`, `exited`, `pid-reused`, `rebooted` or `lease-expired` (an owner nobody here can judge stopped renewing). */
   reason: DownReason
 }
 
@@ -92,13 +92,13 @@ export function sameOwner(a: Entry, b: Entry): boolean {
 /** The down reason a dead verdict implies, or null when the verdict is not dead. */
 function deathReason(verdict: Verdict): DownReason | null {
   if (verdict.status !== 'dead') return null
-  if (verdict.reason === 'pid-reused' || verdict.reason === 'rebooted') return verdict.reason
+  if (verdict.reason === 'pid-reused' || verdict.reason === 'rebooted' || verdict.reason === 'lease-expired') return verdict.reason
   return 'exited'
 }
 
-// A rewrite that only bumps updatedAt (a heartbeat) is not news to anyone watching.
+// A rewrite that only bumps updatedAt or renews the lease (a heartbeat) is not news to anyone watching.
 function sameContent(a: Entry, b: Entry): boolean {
-  return JSON.stringify({ ...a, updatedAt: '' }) === JSON.stringify({ ...b, updatedAt: '' })
+  return JSON.stringify({ ...a, updatedAt: '', leaseUntil: '' }) === JSON.stringify({ ...b, updatedAt: '', leaseUntil: '' })
 }
 
 /**

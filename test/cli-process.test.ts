@@ -57,6 +57,16 @@ describe('wsreg run', () => {
     expect(wsreg(dir, 'run', '--lock', '--cwd', cwd, '--', process.execPath, '-e', 'console.log("ran")').stdout).toBe('ran\n')
   })
 
+  it('runs the command unregistered, with a warning, while another process claims the workspace', async () => {
+    const { dir, cwd } = sandbox()
+    const holder = start('claimer.mjs', [dir, cwd, 'wait'])
+    await holder.next()
+    const result = wsreg(dir, 'run', '--cwd', cwd, '--', process.execPath, '-e', 'process.exit(7)')
+    expect(result.code).toBe(7)
+    expect(result.stderr).toContain(`already claimed by pid ${holder.pid} (http://127.0.0.1:4321)`)
+    expect(listed(dir)).toMatchObject([{ pid: holder.pid }])
+  })
+
   it('exits 127 when the command does not exist', () => {
     const { dir, cwd } = sandbox()
     expect(wsreg(dir, 'run', '--cwd', cwd, '--', 'no-such-command-wsreg-test').code).toBe(127)

@@ -199,3 +199,39 @@ describe('the liveness truth table', () => {
     expect(result.portable).toBe('running') // kill(pid, 0) failed with EPERM, and that means "exists"
   })
 })
+
+describe('heartbeat leases in the truth table', () => {
+  const ago = (ms: number) => new Date(Date.now() - ms).toISOString()
+
+  it('a lapsed lease decides an entry nothing here can judge only after the grace: unknown, then dead, both lease-expired', async () => {
+    const { dir, ws } = sandbox()
+    const registry = new Registry({ dir, leaseGraceMs: 60_000 })
+    await registry.write({ cwd: ws })
+    tamper(registry, ws, (entry) => {
+      entry.host = 'another-host'
+      entry.leaseUntil = ago(-60_000)
+    })
+    expect(await statusOf(registry, ws)).toEqual({ status: 'unknown', reason: 'foreign-host' })
+    tamper(registry, ws, (entry) => (entry.leaseUntil = ago(1000)))
+    expect(await statusOf(registry, ws)).toEqual({ status: 'unknown', reason: 'lease-expired' })
+    expect(await registry.list()).toHaveLength(1)
+    tamper(registry, ws, (entry) => (entry.leaseUntil = ago(61_000)))
+    expect(await statusOf(registry, ws)).toEqual({ status: 'dead', reason: 'lease-expired' })
+    expect(await registry.list()).toEqual([])
+    expect(existsSync(registry.entryPath(ws))).toBe(false)
+  })
+
+  it('the kernel beats the clock: a live local owner with a long-lapsed lease is kept, and a dead one with a fresh lease is dead', async () => {
+    const { dir, ws } = sandbox()
+    const registry = new Registry({ dir, leaseGraceMs: 0 })
+    await registry.write({ cwd: ws })
+    tamper(registry, ws, (entry) => (entry.leaseUntil = ago(3_600_000)))
+    expect(await statusOf(registry, ws)).toEqual({ status: 'alive', reason: 'lease-expired' })
+    expect(await registry.list()).toHaveLength(1)
+    tamper(registry, ws, (entry) => {
+      entry.leaseUntil = ago(-3_600_000)
+      entry.pidStartTime = '1'
+    })
+    expect(await statusOf(registry, ws)).toEqual({ status: 'dead', reason: 'pid-reused' })
+  })
+})

@@ -108,7 +108,7 @@ export async function main(argv: string[], output: Output): Promise<number> {
   return command.run(context)
 }
 
-const EXIT_BY_CODE: Record<string, number> = { E_LOCKED: EXIT.locked, E_NOT_FOUND: EXIT.notFound, E_INVALID: EXIT.usage }
+const EXIT_BY_CODE: Record<string, number> = { E_LOCKED: EXIT.locked, E_NAME_TAKEN: EXIT.locked, E_NOT_FOUND: EXIT.notFound, E_INVALID: EXIT.usage }
 
 async function run(): Promise<void> {
   const output: Output = terminalOutput({ out: process.stdout, err: process.stderr, color: wantsColor(process.stdout) })

@@ -82,6 +82,12 @@ export const run: Command = {
               cleanupOnExit: false,
             })
           } catch (error) {
+            // Claims are exclusive: the command already runs, so it stays supervised, just not registered.
+            if (error instanceof RegistryError && error.is('E_LOCKED')) {
+              const { pid, entry } = error.details
+              context.output.err.write(`wsreg: ${cwd} is already claimed${pid ? ` by pid ${pid}` : ''}${entry?.url ? ` (${entry.url})` : ''}; the command runs unregistered (--lock refuses to start it instead)\n`)
+              return
+            }
             // A child that ended before it could be recorded has nothing to register.
             if ((error as { code?: string }).code !== 'E_INVALID') throw error
           }

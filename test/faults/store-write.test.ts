@@ -96,7 +96,9 @@ describe('a full disk fails writes whole (real tiny tmpfs)', () => {
     expect(readFileSync(path).equals(before)).toBe(true)
     expect(claim.entry.meta).toBeUndefined()
     expect((await refusal(registry.claim({ cwd: tempDir(), meta: blob(200_000), cleanupOnExit: false }))).code).toBe('E_NO_SPACE')
-    expect(readdirSync(dir).sort()).toEqual([path.slice(dir.length + 1), 'filler'].sort())
+    // The held claim's lock side file stays; the refused claim's went with its lock.
+    const id = path.slice(dir.length + 1, -'.json'.length)
+    expect(readdirSync(dir).sort()).toEqual([`${id}.json`, `${id}.lock`, 'filler'].sort())
     expect(await claim.release()).toBe(true)
   })
 
