@@ -39,7 +39,7 @@ export async function overview(): Promise<string> {
 
 function sentence(text: string): string {
   const capital = text.charAt(0).toUpperCase() + text.slice(1)
-  return /[.!?)]$/.test(capital) ? capital : `${capital}.`
+  return /[.!?]$/.test(capital) ? capital : `${capital}.`
 }
 
 const cell = (text: string): string => text.replaceAll('|', '\\|')
