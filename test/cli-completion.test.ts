@@ -1,0 +1,52 @@
+import { spawn, spawnSync } from 'node:child_process'
+import { chmodSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { describe, expect, it } from 'vitest'
+import { Registry } from '../src/index.js'
+import { CLI, runCli, sandbox, tempDir, track } from './helpers.js'
+
+/** What bash's completion offers for each line (the word under the cursor last), in one bash with `wsreg completion bash` sourced. */
+function complete(lines: string[], env: NodeJS.ProcessEnv): string[][] {
+  const script = [
+    'eval "$(wsreg completion bash)"',
+    'for line in "$@"; do',
+    '  read -r -a COMP_WORDS <<< "$line"; case "$line" in *" ") COMP_WORDS+=("");; esac',
+    '  COMP_CWORD=$((${#COMP_WORDS[@]} - 1)); _wsreg; printf "%s\\n" "${COMPREPLY[@]}" "--"',
+    'done',
+  ].join('\n')
+  const result = spawnSync('bash', ['-c', script, 'bash', ...lines], { env, encoding: 'utf8' })
+  expect(result.stderr).toBe('')
+  return result.stdout.split('--\n').slice(0, -1).map((block) => block.split('\n').filter(Boolean))
+}
+
+describe('wsreg completion', () => {
+  it('bash completes commands, options, and workspace names and ids from the registry', async () => {
+    const { root, dir, ws } = sandbox()
+    const registry = new Registry({ dir })
+    const owner = track(spawn('sleep', ['300'], { stdio: 'ignore' }))
+    const entry = await registry.write({ cwd: ws, pid: owner.pid, name: 'api' })
+    await registry.register(root, 'web')
+    const bin = tempDir()
+    writeFileSync(join(bin, 'wsreg'), `#!/bin/sh\nexec "${process.execPath}" "${CLI}" "$@"\n`)
+    chmodSync(join(bin, 'wsreg'), 0o755)
+    const env = { ...process.env, PATH: `${bin}:${process.env.PATH}`, WSREG_REGISTRY_DIR: dir }
+    const ids = (await registry.listInfo({ prune: false })).map((row) => row.id)
+    expect(complete(['wsreg l', 'wsreg ls --a', 'wsreg show ', 'wsreg reap ap', `wsreg rm ${entry.id.slice(0, 4)}`, 'wsreg completion ', 'wsreg run -- sl'], env)).toEqual([
+      ['ls', 'lock'],
+      ['--app', '--all'],
+      ['api', 'web', ...ids],
+      ['api'],
+      [entry.id],
+      ['bash', 'zsh', 'fish'],
+      [],
+    ])
+  })
+
+  it('prints a script for bash, zsh and fish, and refuses another shell with a usage error', async () => {
+    const [bash, zsh, fish, other] = await Promise.all(['bash', 'zsh', 'fish', 'tcsh'].map((shell) => runCli(['completion', shell])))
+    expect(bash?.stdout).toContain('complete -o default -F _wsreg wsreg')
+    expect(zsh?.stdout).toContain('compdef _wsreg wsreg')
+    expect(fish?.stdout).toContain('complete -c wsreg')
+    expect(other).toMatchObject({ code: 2, stdout: '' })
+  })
+})
