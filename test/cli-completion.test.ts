@@ -42,6 +42,20 @@ describe('wsreg completion', () => {
     ])
   })
 
+  const hasFish = spawnSync('sh', ['-c', 'command -v fish']).status === 0
+  it.skipIf(!hasFish)(`fish completes workspace names and ids with the script sourced${hasFish ? '' : ' (skipped: fish is not installed)'}`, async () => {
+    const { dir, ws } = sandbox()
+    const registry = new Registry({ dir })
+    const entry = await registry.register(ws, 'api')
+    const bin = tempDir()
+    writeFileSync(join(bin, 'wsreg'), `#!/bin/sh\nexec "${process.execPath}" "${CLI}" "$@"\n`)
+    chmodSync(join(bin, 'wsreg'), 0o755)
+    const env = { ...process.env, PATH: `${bin}:${process.env.PATH}`, WSREG_REGISTRY_DIR: dir }
+    const result = spawnSync('fish', ['--no-config', '-c', 'wsreg completion fish | source; complete -C "wsreg show "'], { cwd: bin, env, encoding: 'utf8' })
+    expect(result.stderr).toBe('')
+    expect(result.stdout.split('\n')).toEqual(expect.arrayContaining(['api', entry.id]))
+  })
+
   it('prints a script for bash, zsh and fish, and refuses another shell with a usage error', async () => {
     const [bash, zsh, fish, other] = await Promise.all(['bash', 'zsh', 'fish', 'tcsh'].map((shell) => runCli(['completion', shell])))
     expect(bash?.stdout).toContain('complete -o default -F _wsreg wsreg')
