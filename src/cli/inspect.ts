@@ -8,7 +8,7 @@ export const ls: Command = {
   usage: 'wsreg ls [--all] [--probe] [--no-prune] [--json] [--watch [--interval MS]] [--store etcd[s]://HOST[:PORT][/prefix] [--host NAME]]',
   summary: 'list workspaces (dead ones are pruned as they are seen)',
   options: {
-    all: { type: 'boolean', short: 'a', help: 'Also show dead and corrupt entries (they are kept for this listing).', example: 'wsreg ls --all' },
+    all: { type: 'boolean', short: 'a', help: 'Also show dead, gone and corrupt entries (dead ones are still pruned unless --no-prune).', example: 'wsreg ls --all' },
     probe: { type: 'boolean', help: "Check each workspace's url and add a HEALTH column (up or down).", example: 'wsreg ls --probe' },
     'no-prune': { type: 'boolean', help: 'Leave dead entries on disk instead of deleting them as they are seen.', example: 'wsreg ls --no-prune --all' },
     watch: { type: 'boolean', short: 'w', help: 'Redraw the table whenever a workspace changes, until Ctrl-C.', example: 'wsreg ls --watch' },
