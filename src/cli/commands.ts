@@ -22,7 +22,7 @@ export const COMMANDS: Record<string, () => Promise<Command>> = {
 /** Options every command takes. */
 export const GLOBAL_OPTIONS = {
   dir: { type: 'string', value: 'DIR', help: 'Use the registry folder DIR instead of the default ($WSREG_REGISTRY_DIR, $XDG_STATE_HOME/wsreg/workspaces, ~/.local/state/wsreg/workspaces).', example: 'wsreg --dir /tmp/reg ls' },
-  app: { type: 'string', value: 'NAME', help: "Use the registry of the application NAME (the one its library calls use) instead of wsreg's.", example: 'wsreg --app my-tool ls' },
+  app: { type: 'string', value: 'NAME', help: 'Use the registry of the app NAME, the one new Registry({ app: NAME }) uses (default: wsreg).', example: 'wsreg --app my-tool ls' },
   json: { type: 'boolean', help: 'Print one JSON document on stdout (watch: one JSON object per line); errors become {"error":{…}} on stderr.', example: 'wsreg ls --json' },
   help: { type: 'boolean', short: 'h', help: 'Print the help of wsreg, or of the command given.', example: 'wsreg run --help' },
   version: { type: 'boolean', help: 'Print the version of wsreg.', example: 'wsreg --version' },
