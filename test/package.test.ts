@@ -82,6 +82,23 @@ describe('npm pack', () => {
     expect(manifest.scripts?.prepack).toBe('npm run build')
   })
 
+  it('a consumer install from the tarball prints no script warning for our package, stays under 1 MB and runs its wsreg bin', () => {
+    const packDir = tempDir('wsreg-pack-')
+    const packed = spawnSync('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', packDir], { cwd: ROOT, encoding: 'utf8' })
+    expect(packed.status).toBe(0)
+    const tarball = join(packDir, JSON.parse(packed.stdout)[0].filename as string)
+    const dir = tempDir('wsreg-consumer-')
+    writeFileSync(join(dir, 'package.json'), '{ "name": "consumer", "version": "1.0.0", "private": true }\n')
+    // signal-exit comes from npm's cache (npm ci filled it); the registry is asked only when it is missing.
+    const installed = spawnSync('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', tarball], { cwd: dir, encoding: 'utf8' })
+    expect(installed.status).toBe(0)
+    expect(`${installed.stdout}${installed.stderr}`).not.toMatch(/workspace-registry@/)
+    const kib = Number(spawnSync('du', ['-sk', join(dir, 'node_modules')], { encoding: 'utf8' }).stdout.split('\t')[0])
+    expect(kib).toBeLessThan(1024)
+    const version = spawnSync(join(dir, 'node_modules', '.bin', 'wsreg'), ['--version'], { encoding: 'utf8' })
+    expect(version.stdout).toBe(`${String(manifest.version)}\n`)
+  }, 60_000)
+
   it('the README points only at files that ship or at URLs', () => {
     const readme = readFileSync(join(ROOT, 'README.md'), 'utf8')
     const links = [...readme.matchAll(/\]\(([^)#]+)[^)]*\)/g)].map((match) => match[1] as string).filter((target) => !/^https?:\/\//.test(target))
