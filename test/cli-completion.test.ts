@@ -56,11 +56,10 @@ describe('wsreg completion', () => {
     expect(result.stdout.split('\n')).toEqual(expect.arrayContaining(['api', entry.id]))
   })
 
-  it('prints a script for bash, zsh and fish, and refuses another shell with a usage error', async () => {
-    const [bash, zsh, fish, other] = await Promise.all(['bash', 'zsh', 'fish', 'tcsh'].map((shell) => runCli(['completion', shell])))
-    expect(bash?.stdout).toContain('complete -o default -F _wsreg wsreg')
+  it('prints a zsh script, and refuses another shell with a usage error', async () => {
+    // bash and fish scripts are run by the tests above.
+    const [zsh, other] = await Promise.all(['zsh', 'tcsh'].map((shell) => runCli(['completion', shell])))
     expect(zsh?.stdout).toContain('compdef _wsreg wsreg')
-    expect(fish?.stdout).toContain('complete -c wsreg')
     expect(other).toMatchObject({ code: 2, stdout: '' })
   })
 })
