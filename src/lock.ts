@@ -92,7 +92,7 @@ export function checkWait(waitMs: number): void {
 function unsupported(): RegistryError {
   return new RegistryError(
     'E_UNSUPPORTED',
-    `Workspace locks need an abstract unix socket (Linux) or a named pipe (Windows); ${process.platform} has neither, and a lock file would need a staleness guess. See docs/decisions.md.`,
+    `Workspace locks need an abstract unix socket (Linux) or a named pipe (Windows); ${process.platform} has neither, and a lock file would need a staleness guess. See https://github.com/wsreg/workspace-registry/blob/main/docs/decisions.md.`,
   )
 }
 

@@ -23,11 +23,28 @@ export interface CommandContext {
   output: Output
 }
 
+/** A command-line option: what `parseArgs` needs, with its help next to it (`--help` and the README reference). */
+export type Option = NonNullable<ParseArgsConfig['options']>[string] & {
+  /** One sentence saying what the option does. */
+  help: string
+  /** A whole command line using it. */
+  example: string
+  /** The placeholder of a string option's value in help, such as `MS`. */
+  value?: string
+}
+
+/** The options of a command, by long name. */
+export type Options = Record<string, Option>
+
 /** One `wsreg` subcommand. */
 export interface Command {
   usage: string
   summary: string
-  options?: NonNullable<ParseArgsConfig['options']>
+  options?: Options
+  /** Positionals before the `-- CMD ARGS…` this command runs (`run`: 0, `lock`: 1); undefined when it runs none. */
+  commandAfter?: number
+  /** Left out of `wsreg --help` and the reference. */
+  hidden?: boolean
   run(context: CommandContext): Promise<number>
 }
 

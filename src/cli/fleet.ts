@@ -1,17 +1,16 @@
 import { hostname } from 'node:os'
 import type { EtcdStore } from '../fleet/etcd.js'
 import { hasPassword } from '../fleet/address.js'
-import { EXIT, UsageError, expectPositionals, type Command, type CommandContext } from './command.js'
+import { EXIT, UsageError, expectPositionals, type Command, type CommandContext, type Options } from './command.js'
 import { entryTable, inline, printJson } from './output.js'
 
 export { redactStoreUrl } from '../fleet/address.js'
 
 /** Options every fleet command takes. */
 const FLEET_OPTIONS = {
-  store: { type: 'string' },
-  host: { type: 'string' },
-  ttl: { type: 'string' },
-} as const
+  host: { type: 'string', value: 'NAME', help: 'The name this machine publishes under (default: its hostname).', example: 'wsreg publish --to etcd://etcd.internal:2379/team --host laptop' },
+  ttl: { type: 'string', value: 'SECONDS', help: "The lease: other hosts drop this machine's entries SECONDS after it stops renewing (default 10).", example: 'wsreg publish --to etcd://etcd.internal:2379/team --ttl 30' },
+} as const satisfies Options
 
 /** The store named by `--store` or `$WSREG_STORE`, or undefined for the local folder. */
 export function storeUrl(context: CommandContext): string | undefined {
@@ -104,7 +103,12 @@ export async function fleetWatch(context: CommandContext, url: string, print: (e
 export const publish: Command = {
   usage: 'wsreg publish --to etcd[s]://HOST[:PORT][/prefix] [--host NAME] [--ttl SECONDS] [--interval MS]',
   summary: "mirror this machine's registry into etcd, so `wsreg ls --store` shows it fleet-wide",
-  options: { to: { type: 'string' }, host: FLEET_OPTIONS.host, ttl: FLEET_OPTIONS.ttl, interval: { type: 'string' } },
+  options: {
+    to: { type: 'string', value: 'URL', help: 'The etcd to publish to (default: $WSREG_STORE); a password goes in the environment, never here.', example: 'wsreg publish --to etcds://etcd.internal:2379/team' },
+    host: FLEET_OPTIONS.host,
+    ttl: FLEET_OPTIONS.ttl,
+    interval: { type: 'string', value: 'MS', help: 'Re-check the local registry every MS milliseconds (default 2000).', example: 'wsreg publish --to etcd://etcd.internal:2379/team --interval 1000' },
+  },
   async run(context) {
     expectPositionals(context, 0, 0, publish.usage)
     const url = typeof context.values.to === 'string' ? context.values.to : process.env.WSREG_STORE

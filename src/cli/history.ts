@@ -7,7 +7,10 @@ import { formatUptime, inline, json, printJson, table } from './output.js'
 export const history: Command = {
   usage: 'wsreg history [cwd|id|name] [--since 1h|2026-01-31T12:00Z] [--limit N] [--json]',
   summary: 'show when and why workspaces ended, newest first (e.g. wsreg history --since 1h)',
-  options: { since: { type: 'string' }, limit: { type: 'string' } },
+  options: {
+    since: { type: 'string', value: 'WHEN', help: 'Only ends after WHEN: a duration back from now (90s, 10m, 2h, 7d) or a date.', example: 'wsreg history --since 2h' },
+    limit: { type: 'string', value: 'N', help: 'At most N records, newest first.', example: 'wsreg history --limit 20' },
+  },
   async run(context) {
     expectPositionals(context, 0, 1, history.usage)
     const since = parseSince(context.values.since)

@@ -8,16 +8,17 @@ export const ls: Command = {
   usage: 'wsreg ls [--all] [--probe] [--no-prune] [--json] [--watch [--interval MS]] [--store etcd[s]://HOST[:PORT][/prefix] [--host NAME]]',
   summary: 'list workspaces (dead ones are pruned as they are seen)',
   options: {
-    all: { type: 'boolean', short: 'a' },
-    probe: { type: 'boolean' },
-    'no-prune': { type: 'boolean' },
-    watch: { type: 'boolean', short: 'w' },
-    interval: { type: 'string' },
-    store: { type: 'string' },
-    host: { type: 'string' },
+    all: { type: 'boolean', short: 'a', help: 'Also show dead, gone and corrupt entries (dead ones are still pruned unless --no-prune).', example: 'wsreg ls --all' },
+    probe: { type: 'boolean', help: "Check each workspace's url and add a HEALTH column (up or down).", example: 'wsreg ls --probe' },
+    'no-prune': { type: 'boolean', help: 'Leave dead entries on disk instead of deleting them as they are seen.', example: 'wsreg ls --no-prune --all' },
+    watch: { type: 'boolean', short: 'w', help: 'Redraw the table whenever a workspace changes, until Ctrl-C.', example: 'wsreg ls --watch' },
+    interval: { type: 'string', value: 'MS', help: 'With --watch: re-check every owner every MS milliseconds (default 2000).', example: 'wsreg ls --watch --interval 500' },
+    store: { type: 'string', value: 'URL', help: 'List the whole fleet from etcd (default: $WSREG_STORE), with a HOST column.', example: 'wsreg ls --store etcd://etcd.internal:2379/team' },
+    host: { type: 'string', value: 'NAME', help: 'With --store: the name of this machine in the fleet (default: its hostname).', example: 'wsreg ls --store etcd://etcd.internal:2379/team --host laptop' },
   },
   async run(context) {
     expectPositionals(context, 0, 0, ls.usage)
+    if (context.values.interval !== undefined && !context.values.watch) throw new UsageError('--interval applies to --watch: wsreg ls --watch --interval MS.')
     const fleet = await import('./fleet.js').then((module) => ({ module, url: module.storeUrl(context) }))
     if (fleet.url && context.values.watch) throw new UsageError('ls --watch shows this machine only; for the fleet run `wsreg watch --store URL`.')
     if (fleet.url) return fleet.module.fleetLs(context, fleet.url)

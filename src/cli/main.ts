@@ -1,54 +1,17 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
-import { parseArgs, type ParseArgsConfig } from 'node:util'
-import { EXIT, UsageError, type Command, type CommandContext } from './command.js'
+import { parseArgs } from 'node:util'
+import { EXIT, UsageError, type CommandContext } from './command.js'
+import { COMMANDS, GLOBAL_OPTIONS } from './commands.js'
+import { commandHelp, missingTerminator, overview, rewordParseError } from './help.js'
 import { inline, terminalOutput, wantsColor, type Output } from './output.js'
-
-// Each command module is loaded only when its command runs, so start-up stays near `node -e 0`.
-const COMMANDS: Record<string, () => Promise<Command>> = {
-  ls: async () => (await import('./inspect.js')).ls,
-  show: async () => (await import('./inspect.js')).show,
-  path: async () => (await import('./inspect.js')).path,
-  rm: async () => (await import('./maintain.js')).rm,
-  prune: async () => (await import('./maintain.js')).prune,
-  doctor: async () => (await import('./maintain.js')).doctor,
-  run: async () => (await import('./process.js')).run,
-  lock: async () => (await import('./process.js')).lock,
-  reap: async () => (await import('./process.js')).reap,
-  orphans: async () => (await import('./process.js')).orphans,
-
-  watch: async () => (await import('./watch.js')).watch,
-  history: async () => (await import('./history.js')).history,
-  publish: async () => (await import('./fleet.js')).publish,
-}
-
-const GLOBAL_OPTIONS = {
-  dir: { type: 'string' },
-  app: { type: 'string' },
-  json: { type: 'boolean' },
-  help: { type: 'boolean', short: 'h' },
-  version: { type: 'boolean' },
-} satisfies NonNullable<ParseArgsConfig['options']>
 
 const VALUE_OPTIONS = new Set(['--dir', '--app', '--store', '--to', '--host', '--ttl'])
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
   return pkg.version
-}
-
-async function help(): Promise<string> {
-  const lines = ['Usage: wsreg [--dir DIR] [--app NAME] [--json] <command> [options]', '', 'Commands:']
-  for (const [name, load] of Object.entries(COMMANDS)) {
-    const command = await load()
-    lines.push(`  ${name.padEnd(8)} ${command.summary}`)
-    lines.push(`           ${command.usage}`)
-  }
-  lines.push('', 'Global options:', '  --dir DIR    registry folder (default: $WSREG_REGISTRY_DIR, $XDG_STATE_HOME/wsreg/workspaces, ~/.local/state/wsreg/workspaces)')
-  lines.push('  --app NAME   application whose registry to use (default: wsreg)', '  --json       one JSON document on stdout', '  -h, --help   this help', '  --version    print the version')
-  lines.push('', 'Exit codes: 0 ok, 1 failure, 2 usage error, 3 lock held / already running, 4 not found.')
-  return `${lines.join('\n')}\n`
 }
 
 /** Find the command word: the first argument that is neither an option nor a global option's value. */
@@ -71,21 +34,28 @@ export async function main(argv: string[], output: Output): Promise<number> {
   const load = name === undefined ? undefined : COMMANDS[name]
   if (name !== undefined && !load) throw new UsageError(`Unknown command ${JSON.stringify(name)}. Run \`wsreg --help\` for the list.`)
   const command = load ? await load() : undefined
+  const options = { ...GLOBAL_OPTIONS, ...command?.options }
+  const meant = name && command && !args.includes('--help') && !args.includes('-h') ? missingTerminator(name, command, args, options) : undefined
+  if (meant) throw new UsageError(`put -- before the command: ${meant}`)
   let parsed
   try {
-    parsed = parseArgs({ args, options: { ...GLOBAL_OPTIONS, ...command?.options }, allowPositionals: true, strict: true, tokens: true })
+    parsed = parseArgs({ args, options, allowPositionals: true, strict: true, tokens: true })
   } catch (error) {
-    throw new UsageError(`${(error as Error).message}${command ? `\nUsage: ${command.usage}` : ''}`)
+    throw new UsageError(`${rewordParseError(error as Error, name, command)}${command ? `\nUsage: ${command.usage}` : ''}`)
   }
   const values = parsed.values as Record<string, string | boolean | undefined>
   if (values.version) {
     output.out.write(`${version()}\n`)
     return EXIT.ok
   }
-  if (values.help || !command) {
-    if (command) output.out.write(`Usage: ${command.usage}\n${command.summary}\n`)
-    else output.out.write(await help())
-    return values.help ? EXIT.ok : EXIT.usage
+  // Help asked for goes to stdout; usage printed because of a mistake goes to stderr.
+  if (values.help) {
+    output.out.write(command ? commandHelp(command) : await overview())
+    return EXIT.ok
+  }
+  if (!command) {
+    output.err.write(await overview())
+    return EXIT.usage
   }
   const terminator = parsed.tokens.find((token) => token.kind === 'option-terminator')
   const rest = terminator ? args.slice(terminator.index + 1) : []

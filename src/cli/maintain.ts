@@ -22,7 +22,9 @@ export const rm: Command = {
 export const prune: Command = {
   usage: 'wsreg prune [--dry-run] [--json]',
   summary: 'delete dead entries, quarantine corrupt files, sweep temp debris',
-  options: { 'dry-run': { type: 'boolean', short: 'n' } },
+  options: {
+    'dry-run': { type: 'boolean', short: 'n', help: 'Say what would be deleted, quarantined or swept, and change nothing.', example: 'wsreg prune --dry-run' },
+  },
   async run(context) {
     expectPositionals(context, 0, 0, prune.usage)
     const registry = await context.registry()
@@ -46,7 +48,9 @@ export const prune: Command = {
 export const doctor: Command = {
   usage: 'wsreg doctor [--fix] [--json]',
   summary: 'check the registry folder; --fix makes only the safe repairs (chmod, prune, quarantine, sweep)',
-  options: { fix: { type: 'boolean' } },
+  options: {
+    fix: { type: 'boolean', help: 'Make the safe repairs (chmod, prune, quarantine, sweep); exit 1 while problems remain.', example: 'wsreg doctor --fix' },
+  },
   async run(context) {
     expectPositionals(context, 0, 0, doctor.usage)
     const registry = await context.registry()

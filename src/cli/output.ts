@@ -5,13 +5,20 @@ import type { EntryInfo } from '../index.js'
 export interface Output {
   out: NodeJS.WritableStream & { isTTY?: boolean }
   err: NodeJS.WritableStream
-  /** ANSI colour allowed (a TTY and no `NO_COLOR`). */
+  /** ANSI colour allowed (see {@link wantsColor}). */
   color: boolean
 }
 
-/** Colour only on a TTY, and never when NO_COLOR is set to anything (https://no-color.org). */
+/**
+ * Node's `util.styleText` rules (lib/internal/tty.js): `FORCE_COLOR` decides when set, even into a pipe and
+ * over `NO_COLOR` (`''`, `1`, `true`, `2`, `3` on; anything else, such as `0`, off); else `NO_COLOR`,
+ * `NODE_DISABLE_COLORS` or `TERM=dumb` turn colour off; else only a TTY gets colour. Written out rather than
+ * asking `styleText`, whose stream check is missing from the Node 20.19 this package supports.
+ */
 export function wantsColor(stream: { isTTY?: boolean }, env: NodeJS.ProcessEnv = process.env): boolean {
-  return Boolean(stream.isTTY) && !env.NO_COLOR && env.TERM !== 'dumb'
+  if (env.FORCE_COLOR !== undefined) return ['', '1', 'true', '2', '3'].includes(env.FORCE_COLOR)
+  if (env.NO_COLOR !== undefined || env.NODE_DISABLE_COLORS !== undefined || env.TERM === 'dumb') return false
+  return Boolean(stream.isTTY)
 }
 
 const CODES: Record<string, [number, number]> = {
@@ -113,9 +120,22 @@ export function formatUptime(since: string, now = Date.now()): string {
 
 const STYLES = new RegExp(`${ESC_TOKEN}\\[[0-9;]*m`, 'g')
 
-// Visible width, ignoring our styles.
-function width(text: string): number {
-  return text.replace(STYLES, '').length
+// East Asian Wide and Fullwidth blocks (Hangul Jamo, CJK, kana, Hangul syllables, compatibility ideographs,
+// fullwidth forms, the supplementary ideographic planes): two terminal columns each.
+const WIDE = /[\u1100-\u115f\u2e80-\u303e\u3041-\u33ff\u3400-\u4dbf\u4e00-\u9fff\ua000-\ua4cf\uac00-\ud7a3\uf900-\ufaff\ufe30-\ufe4f\uff00-\uff60\uffe0-\uffe6\u{20000}-\u{3fffd}]|\p{Emoji_Presentation}|\ufe0f/u
+// Marks and joiners that add no column of their own.
+const ZERO = /^[\p{Mn}\p{Me}\u200b-\u200d\ufe00-\ufe0e]*$/u
+const ASCII = /^[\x20-\x7e]*$/
+let graphemes: Intl.Segmenter | undefined
+
+/** Terminal columns of `text` (our styles ignored): a wide (CJK) or emoji character takes two, a combining mark none. */
+export function displayWidth(text: string): number {
+  const plain = text.replace(STYLES, '')
+  if (ASCII.test(plain)) return plain.length
+  graphemes ??= new Intl.Segmenter(undefined, { granularity: 'grapheme' })
+  let columns = 0
+  for (const { segment } of graphemes.segment(plain)) columns += WIDE.test(segment) ? 2 : ZERO.test(segment) ? 0 : 1
+  return columns
 }
 
 /** Left-aligned columns separated by two spaces; the last column is not padded. Cells are escaped inline. */
@@ -125,10 +145,10 @@ export function table(header: string[], rows: string[][], output: Output): strin
   for (const row of rows) all.push(row.map(inline))
   const widths = header.map(() => 0)
   for (const row of all) {
-    for (let column = 0; column < widths.length; column++) widths[column] = Math.max(widths[column] ?? 0, width(row[column] ?? ''))
+    for (let column = 0; column < widths.length; column++) widths[column] = Math.max(widths[column] ?? 0, displayWidth(row[column] ?? ''))
   }
   return all
-    .map((row) => row.map((cell, column) => (column === row.length - 1 ? cell : cell + ' '.repeat((widths[column] ?? 0) - width(cell)))).join('  ').trimEnd())
+    .map((row) => row.map((cell, column) => (column === row.length - 1 ? cell : cell + ' '.repeat((widths[column] ?? 0) - displayWidth(cell)))).join('  ').trimEnd())
     .join('\n')
 }
 

@@ -60,7 +60,13 @@ function exitLike(ending: Ending): number {
 export const run: Command = {
   usage: 'wsreg run [--name N] [--url U] [--cwd D] [--lock] -- CMD ARGS…',
   summary: 'run CMD (no shell) registered as the workspace; removed when it exits, exit code passed through',
-  options: { name: { type: 'string' }, url: { type: 'string' }, cwd: { type: 'string' }, lock: { type: 'boolean' } },
+  options: {
+    name: { type: 'string', value: 'N', help: 'The name shown by ls (default: the folder name).', example: 'wsreg run --name api -- npm run dev' },
+    url: { type: 'string', value: 'U', help: 'Where the workspace answers, recorded in its entry.', example: 'wsreg run --url http://127.0.0.1:3000 -- npm run dev' },
+    cwd: { type: 'string', value: 'D', help: 'Run CMD in the folder D and register D (default: the current folder).', example: 'wsreg run --cwd ~/src/api -- npm run dev' },
+    lock: { type: 'boolean', help: 'Refuse to start CMD (exit 3) while the workspace is locked or claimed.', example: 'wsreg run --lock -- npm run dev' },
+  },
+  commandAfter: 0,
   async run(context) {
     expectPositionals(context, 0, 0, run.usage)
     const [file, args] = commandLine(context, run.usage)
@@ -105,7 +111,10 @@ export const run: Command = {
 export const lock: Command = {
   usage: 'wsreg lock <cwd> [--wait MS] -- CMD ARGS…',
   summary: 'run CMD while holding the workspace lock (exit 3 when it is held)',
-  options: { wait: { type: 'string' } },
+  options: {
+    wait: { type: 'string', value: 'MS', help: 'Wait up to MS milliseconds for the lock instead of exiting 3 at once.', example: 'wsreg lock . --wait 5000 -- npm run migrate' },
+  },
+  commandAfter: 1,
   async run(context) {
     expectPositionals(context, 1, 1, lock.usage)
     const [file, args] = commandLine(context, lock.usage)
@@ -132,7 +141,12 @@ function describe(result: ReapResult, entry: Entry, entryKept: boolean): string 
 export const reap: Command = {
   usage: 'wsreg reap <cwd|id> [--grace MS] [--group] [--dry-run] | wsreg reap --orphans',
   summary: 'stop a workspace process (SIGTERM, grace, SIGKILL; identity re-checked) and remove its entry',
-  options: { grace: { type: 'string' }, group: { type: 'boolean' }, 'dry-run': { type: 'boolean', short: 'n' }, orphans: { type: 'boolean' } },
+  options: {
+    grace: { type: 'string', value: 'MS', help: 'Milliseconds between SIGTERM and SIGKILL (default 2000).', example: 'wsreg reap ./api --grace 2000' },
+    group: { type: 'boolean', help: "Signal the process's whole process group, so what it started ends too.", example: 'wsreg reap ./api --group' },
+    'dry-run': { type: 'boolean', short: 'n', help: 'Say what would be stopped and removed, and do nothing.', example: 'wsreg reap --orphans --dry-run' },
+    orphans: { type: 'boolean', help: 'Reap every orphan (running, its folder gone) instead of one workspace.', example: 'wsreg reap --orphans' },
+  },
   async run(context) {
     const all = Boolean(context.values.orphans)
     expectPositionals(context, all ? 0 : 1, all ? 0 : 1, reap.usage)

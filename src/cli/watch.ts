@@ -6,7 +6,11 @@ import { CLEAR_SCREEN, entryTable, inline, json, paint, statusWord, type Output 
 export const watch: Command = {
   usage: 'wsreg watch [--json] [--interval MS] [--store etcd[s]://HOST[:PORT][/prefix] [--host NAME]]',
   summary: 'print workspaces going up, down and changing, one line per event, until Ctrl-C',
-  options: { interval: { type: 'string' }, store: { type: 'string' }, host: { type: 'string' } },
+  options: {
+    interval: { type: 'string', value: 'MS', help: 'Re-check every owner every MS milliseconds, which catches SIGKILLed ones (default 2000).', example: 'wsreg watch --interval 500' },
+    store: { type: 'string', value: 'URL', help: 'Watch the whole fleet in etcd (default: $WSREG_STORE).', example: 'wsreg watch --store etcd://etcd.internal:2379/team' },
+    host: { type: 'string', value: 'NAME', help: 'With --store: the name of this machine in the fleet (default: its hostname).', example: 'wsreg watch --store etcd://etcd.internal:2379/team --host laptop' },
+  },
   async run(context) {
     expectPositionals(context, 0, 0, watch.usage)
     const intervalMs = parseInterval(context.values.interval)
