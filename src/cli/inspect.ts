@@ -1,6 +1,7 @@
 import type { EntryInfo } from '../registry.js'
 import { classify } from '../status.js'
-import { EXIT, UsageError, expectPositionals, readTarget, type Command } from './command.js'
+import { EXIT, UsageError, expectPositionals, notFound, type Command } from './command.js'
+import { liveEntries, looksLikePath, resolveRef } from './ref.js'
 import { entryTable, formatUptime, inline, printJson, statusWord } from './output.js'
 
 /** `wsreg ls`: the workspaces, as a table or JSON. */
@@ -41,12 +42,12 @@ export const ls: Command = {
 
 /** `wsreg show`: one workspace. */
 export const show: Command = {
-  usage: 'wsreg show <cwd|id> [--json]',
+  usage: 'wsreg show <id|cwd|name> [--json]',
   summary: 'show one workspace entry',
   async run(context) {
     expectPositionals(context, 1, 1, show.usage)
     const registry = await context.registry()
-    const entry = await readTarget(registry, context.positionals[0])
+    const entry = await resolveRef(context.positionals[0] as string, liveEntries(registry))
     if (!entry) return (await import('./history.js')).notFoundWithEnd(context, registry, context.positionals[0] as string)
     const verdict = classify(entry, { marker: registry.marker })
     const row = { ...entry, status: verdict.status, reason: verdict.reason, path: registry.entryPath(entry.cwd) } as EntryInfo
@@ -75,13 +76,19 @@ export const show: Command = {
 
 /** `wsreg path`: the registry folder, or the entry file of a workspace. */
 export const path: Command = {
-  usage: 'wsreg path [cwd]',
-  summary: 'print the registry folder, or the entry file of a workspace',
+  usage: 'wsreg path [id|cwd|name]',
+  summary: 'print the registry folder, or the entry file of a workspace (the one it would have, for an unregistered folder)',
   async run(context) {
     expectPositionals(context, 0, 1, path.usage)
     const registry = await context.registry()
-    const cwd = context.positionals[0]
-    const result = cwd === undefined ? registry.dir : registry.entryPath(cwd)
+    const ref = context.positionals[0]
+    let result = registry.dir
+    if (ref !== undefined) {
+      const entry = await resolveRef(ref, liveEntries(registry))
+      if (entry) result = registry.entryPath(entry.cwd)
+      else if (looksLikePath(ref)) result = registry.entryPath(ref)
+      else return notFound(context, registry, ref)
+    }
     if (context.json) printJson(context.output, result)
     else context.output.out.write(`${result}\n`)
     return EXIT.ok

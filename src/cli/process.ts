@@ -2,7 +2,8 @@ import { spawn } from 'node:child_process'
 import { constants } from 'node:os'
 import { resolve } from 'node:path'
 import { RegistryError, type Claim, type Entry, type ReapResult } from '../index.js'
-import { EXIT, UsageError, expectPositionals, notFound, readTarget, type Command, type CommandContext } from './command.js'
+import { EXIT, UsageError, expectPositionals, notFound, type Command, type CommandContext } from './command.js'
+import { liveEntries, resolveRef } from './ref.js'
 import { entryTable, inline, printJson } from './output.js'
 
 // Signals a wrapper passes on, so the child decides how to end (SIGKILL and SIGSTOP cannot be caught).
@@ -130,7 +131,7 @@ function describe(result: ReapResult, entry: Entry, entryKept: boolean): string 
 
 /** `wsreg reap`: stop what a workspace (or every orphan) left running, and remove its entry. */
 export const reap: Command = {
-  usage: 'wsreg reap <cwd|id> [--grace MS] [--group] [--dry-run] | wsreg reap --orphans',
+  usage: 'wsreg reap <id|cwd|name> [--grace MS] [--group] [--dry-run] | wsreg reap --orphans',
   summary: 'stop a workspace process (SIGTERM, grace, SIGKILL; identity re-checked) and remove its entry',
   options: { grace: { type: 'string' }, group: { type: 'boolean' }, 'dry-run': { type: 'boolean', short: 'n' }, orphans: { type: 'boolean' } },
   async run(context) {
@@ -142,7 +143,7 @@ export const reap: Command = {
     if (all) {
       entries = await registry.orphans()
     } else {
-      const entry = await readTarget(registry, context.positionals[0])
+      const entry = await resolveRef(context.positionals[0] as string, liveEntries(registry))
       if (!entry) return notFound(context, registry, context.positionals[0])
       entries = [entry]
     }
