@@ -18,7 +18,7 @@ export interface CommandContext {
   positionals: string[]
   /** Arguments after `--`. */
   rest: string[]
-  values: Record<string, string | boolean | undefined>
+  values: Record<string, string | boolean | string[] | undefined>
   output: Output
 }
 

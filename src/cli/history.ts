@@ -56,7 +56,7 @@ function ended(registry: Registry, since?: Date): RefSource<HistoryRecord> {
 const UNITS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }
 
 /** `--since`: a duration back from now (`90s`, `10m`, `2h`, `7d`) or a date (`2026-01-31`, `2026-01-31T12:00:00Z`). */
-function parseSince(value: string | boolean | undefined): Date | undefined {
+function parseSince(value: string | boolean | string[] | undefined): Date | undefined {
   if (typeof value !== 'string') return undefined
   const duration = /^([0-9]+)([smhd])$/.exec(value)
   const date = duration ? new Date(Date.now() - Number(duration[1]) * (UNITS[duration[2] as string] as number)) : new Date(value)
@@ -64,7 +64,7 @@ function parseSince(value: string | boolean | undefined): Date | undefined {
   return date
 }
 
-function parseLimit(value: string | boolean | undefined): number | undefined {
+function parseLimit(value: string | boolean | string[] | undefined): number | undefined {
   if (typeof value !== 'string') return undefined
   if (!/^[0-9]+$/.test(value)) throw new UsageError(`Invalid --limit ${JSON.stringify(value)}: pass a whole number such as 20.`)
   return Number(value)

@@ -77,7 +77,7 @@ export async function main(argv: string[], output: Output): Promise<number> {
   } catch (error) {
     throw new UsageError(`${(error as Error).message}${command ? `\nUsage: ${command.usage}` : ''}`)
   }
-  const values = parsed.values as Record<string, string | boolean | undefined>
+  const values = parsed.values as Record<string, string | boolean | string[] | undefined>
   if (values.version) {
     output.out.write(`${version()}\n`)
     return EXIT.ok

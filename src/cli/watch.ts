@@ -78,7 +78,7 @@ export async function watchTable(context: CommandContext): Promise<number> {
   return EXIT.ok
 }
 
-function parseInterval(value: string | boolean | undefined): number | undefined {
+function parseInterval(value: string | boolean | string[] | undefined): number | undefined {
   if (value === undefined) return undefined
   const ms = Number(value)
   if (typeof value !== 'string' || !/^\d+$/.test(value) || ms < 1) {
