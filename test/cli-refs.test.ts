@@ -77,3 +77,40 @@ describe('errors with --json', () => {
     expect(JSON.parse(unsafe.stderr)).toMatchObject({ error: { code: 'E_UNSAFE_DIR', message: expect.stringContaining(dir) } })
   })
 })
+
+describe('wsreg ls shaping', () => {
+  it('-o wide adds ID, -q prints ids only, --no-headers drops the header, --status filters; show --json has mtime', async () => {
+    const { dir, api, web1, web2 } = await named()
+    const [wide, quiet, bare, idle, bad, shown] = await Promise.all([
+      runCli(['ls', '-o', 'wide', '--dir', dir]),
+      runCli(['ls', '-q', '--dir', dir]),
+      runCli(['ls', '--no-headers', '--dir', dir]),
+      runCli(['ls', '--status', 'idle,orphan', '--json', '--dir', dir]),
+      runCli(['ls', '--status', 'sleepy', '--dir', dir]),
+      runCli(['show', api, '--json', '--dir', dir]),
+    ])
+    expect(wide.stdout.split('\n')[0]).toMatch(/^ID\s+NAME\s+STATUS\s+PID\s+UPTIME\s+CWD\s+URL$/)
+    expect(wide.stdout).toMatch(new RegExp(`^${workspaceId(api)}\\s+api\\s+idle`, 'm'))
+    expect(quiet.stdout.split('\n').filter(Boolean).sort()).toEqual([api, web1, web2].map((cwd) => workspaceId(cwd)).sort())
+    expect(bare.stdout).not.toMatch(/NAME/)
+    expect(bare.stdout.trim().split('\n')).toHaveLength(3)
+    expect(JSON.parse(idle.stdout)).toHaveLength(3) // all three are idle
+    expect(bad.code).toBe(2)
+    expect(JSON.parse(shown.stdout).mtime).toMatch(/^\d{4}-\d\d-\d\dT/)
+  })
+
+  it('--all-apps lists every app under the state folder with an APP column, and app in --json rows', async () => {
+    const { root } = sandbox()
+    const state = join(root, 'state')
+    for (const app of ['wsreg', 'other-tool']) {
+      const cwd = join(root, `${app}-ws`)
+      mkdirSync(cwd)
+      await new Registry({ dir: join(state, app, 'workspaces') }).register(cwd, `${app} workspace`)
+    }
+    const env = { XDG_STATE_HOME: state, WSREG_REGISTRY_DIR: '' }
+    const [table, json] = await Promise.all([runCli(['ls', '--all-apps'], { env }), runCli(['ls', '--all-apps', '--json'], { env })])
+    expect(table.stdout).toMatch(/^APP\s+NAME\s+STATUS/)
+    expect(table.stdout).toMatch(/^other-tool\s+other-tool workspace\s+idle/m)
+    expect(JSON.parse(json.stdout)).toMatchObject([{ app: 'other-tool', name: 'other-tool workspace' }, { app: 'wsreg', name: 'wsreg workspace' }])
+  })
+})

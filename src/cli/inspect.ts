@@ -1,17 +1,34 @@
+import { statSync } from 'node:fs'
 import type { EntryInfo } from '../registry.js'
 import { classify } from '../status.js'
-import { EXIT, UsageError, expectPositionals, notFound, type Command } from './command.js'
+import { EXIT, UsageError, expectPositionals, notFound, reportError, type Command } from './command.js'
 import { liveEntries, looksLikePath, resolveRef } from './ref.js'
 import { entryTable, formatUptime, inline, printJson, statusWord } from './output.js'
 
+const STATUSES = ['alive', 'idle', 'orphan', 'unknown', 'dead', 'gone', 'corrupt']
+
+/** `--status alive,orphan`: the statuses to keep (undefined: all), each checked against the truth table's words. */
+function parseStatuses(value: unknown): Set<string> | undefined {
+  if (value === undefined) return undefined
+  const words = String(value).split(',').map((word) => word.trim()).filter(Boolean)
+  const wrong = words.filter((word) => !STATUSES.includes(word))
+  if (words.length === 0 || wrong.length > 0) throw new UsageError(`--status takes a comma-separated list of ${STATUSES.join(', ')} (got ${JSON.stringify(value)}), such as --status alive,orphan.`)
+  return new Set(words)
+}
+
 /** `wsreg ls`: the workspaces, as a table or JSON. */
 export const ls: Command = {
-  usage: 'wsreg ls [--all] [--probe] [--no-prune] [--json] [--watch [--interval MS]] [--store etcd[s]://HOST[:PORT][/prefix] [--host NAME]]',
-  summary: 'list workspaces (dead ones are pruned as they are seen)',
+  usage: 'wsreg ls [--all] [--probe] [--no-prune] [--status S,…] [--all-apps] [-q] [--no-headers] [-o wide] [--json] [--watch [--interval MS]] [--store etcd[s]://HOST[:PORT][/prefix] [--host NAME]]',
+  summary: 'list workspaces (dead ones are pruned as they are seen); -o wide adds ID (and HOST), -q prints ids only',
   options: {
     all: { type: 'boolean', short: 'a' },
     probe: { type: 'boolean' },
     'no-prune': { type: 'boolean' },
+    status: { type: 'string' },
+    'all-apps': { type: 'boolean' },
+    quiet: { type: 'boolean', short: 'q' },
+    'no-headers': { type: 'boolean' },
+    output: { type: 'string', short: 'o' },
     watch: { type: 'boolean', short: 'w' },
     interval: { type: 'string' },
     store: { type: 'string' },
@@ -19,24 +36,53 @@ export const ls: Command = {
   },
   async run(context) {
     expectPositionals(context, 0, 0, ls.usage)
+    const { values } = context
+    if (values.output !== undefined && values.output !== 'wide') throw new UsageError(`-o takes wide (got ${JSON.stringify(values.output)}): wsreg ls -o wide`)
+    if (values.quiet && context.json) throw new UsageError('-q prints ids and --json prints entries: choose one.')
+    const statuses = parseStatuses(values.status)
+    const allApps = Boolean(values['all-apps'])
     const fleet = await import('./fleet.js').then((module) => ({ module, url: module.storeUrl(context) }))
-    if (fleet.url && context.values.watch) throw new UsageError('ls --watch shows this machine only; for the fleet run `wsreg watch --store URL`.')
+    if (allApps && (fleet.url || values.watch || values.dir !== undefined || values.app !== undefined)) {
+      throw new UsageError('--all-apps lists every app under the state folder: drop --dir, --app, --watch and --store.')
+    }
+    if (fleet.url && values.watch) throw new UsageError('ls --watch shows this machine only; for the fleet run `wsreg watch --store URL`.')
     if (fleet.url) return fleet.module.fleetLs(context, fleet.url)
-    if (context.values.watch) return (await import('./watch.js')).watchTable(context)
-    const registry = await context.registry()
-    const rows = await registry.listInfo({
-      all: Boolean(context.values.all),
-      probe: Boolean(context.values.probe),
-      prune: !context.values['no-prune'],
-    })
-    if (context.json) {
+    if (values.watch) return (await import('./watch.js')).watchTable(context)
+    const options = {
+      // Dead, gone and corrupt rows only show with --all: asking for one of them by status asks for them.
+      all: Boolean(values.all) || (statuses !== undefined && ['dead', 'gone', 'corrupt'].some((status) => statuses.has(status))),
+      probe: Boolean(values.probe),
+      prune: !values['no-prune'],
+    }
+    let rows: Array<EntryInfo & { app?: string }>
+    let where: string
+    let failed = false
+    if (allApps) {
+      const all = await (await import('./apps.js')).allAppsRows(options, (app, error) => {
+        failed = true
+        reportError(context.output, context.json, error.code, `${app}: ${context.json ? error.message : inline(error.message)}`)
+      })
+      rows = all.rows
+      where = `any app under ${all.state}`
+    } else {
+      const registry = await context.registry()
+      rows = await registry.listInfo(options)
+      where = registry.dir
+    }
+    if (statuses) rows = rows.filter((row) => statuses.has(row.status))
+    if (values.quiet) {
+      for (const row of rows) context.output.out.write(`${row.id}\n`)
+    } else if (context.json) {
       printJson(context.output, rows)
     } else if (rows.length === 0) {
-      context.output.err.write(`No workspaces in ${registry.dir}\n`)
+      context.output.err.write(`No workspaces${statuses ? ` with status ${[...statuses].join(' or ')}` : ''} in ${where}\n`)
     } else {
-      context.output.out.write(`${entryTable(rows, context.output, { health: Boolean(context.values.probe) })}\n`)
+      const wide = values.output === 'wide'
+      const hosts = new Set(rows.map((row) => (row.status === 'corrupt' ? undefined : row.host)).filter(Boolean))
+      const text = entryTable(rows, context.output, { health: options.probe, id: wide, host: wide && hosts.size > 1, app: allApps })
+      context.output.out.write(`${values['no-headers'] ? text.slice(text.indexOf('\n') + 1) : text}\n`)
     }
-    return EXIT.ok
+    return failed ? EXIT.failure : EXIT.ok
   },
 }
 
@@ -50,7 +96,8 @@ export const show: Command = {
     const entry = await resolveRef(context.positionals[0] as string, liveEntries(registry))
     if (!entry) return (await import('./history.js')).notFoundWithEnd(context, registry, context.positionals[0] as string)
     const verdict = classify(entry, { marker: registry.marker })
-    const row = { ...entry, status: verdict.status, reason: verdict.reason, path: registry.entryPath(entry.cwd) } as EntryInfo
+    const file = registry.entryPath(entry.cwd)
+    const row = { ...entry, status: verdict.status, reason: verdict.reason, path: file, mtime: mtimeOf(file) } as EntryInfo
     if (context.json) {
       printJson(context.output, row)
       return EXIT.ok
@@ -93,4 +140,13 @@ export const path: Command = {
     else context.output.out.write(`${result}\n`)
     return EXIT.ok
   },
+}
+
+/** When an entry file was last written (ISO-8601), or null when it cannot be read (a legacy file name, a race). */
+function mtimeOf(file: string): string | null {
+  try {
+    return statSync(file).mtime.toISOString()
+  } catch {
+    return null
+  }
 }
