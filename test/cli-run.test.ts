@@ -44,6 +44,9 @@ describe('wsreg run owns what it starts', () => {
     expect(result.code).toBe(1)
     expect(result.stderr).toContain(`cannot run in ${join(root, 'missing')}: no such folder`)
     expect(result.stderr).not.toContain('command not found')
+    const json = await runCli(['--json', 'run', '--cwd', root, '--dir', dir, '--', 'no-such-command-wsreg-test'])
+    expect(json.code).toBe(127)
+    expect(JSON.parse(json.stderr)).toMatchObject({ error: { code: 'E_COMMAND_NOT_FOUND', message: expect.stringContaining('command not found') } })
   })
 
   it('--lock --wait MS waits, then exits 3 with advice in the command\'s words; --meta K=V is repeatable', async () => {

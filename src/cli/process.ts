@@ -42,7 +42,7 @@ async function supervise(context: CommandContext, file: string, args: string[], 
       // spawn says ENOENT for a missing folder too: name the one that is missing.
       const missing = result.error.code === 'ENOENT'
       const why = missing && options.cwd !== undefined && !isFolder(options.cwd) ? `the folder ${options.cwd} is gone` : missing ? 'command not found' : result.error.message
-      context.output.err.write(`wsreg: cannot run ${JSON.stringify(file)}: ${why}\n`)
+      reportError(context.output, context.json, missing ? 'E_COMMAND_NOT_FOUND' : 'E_CANNOT_RUN', `cannot run ${JSON.stringify(file)}: ${why}`)
       return { code: missing ? 127 : 126, signal: null } // the shell's codes for "not found" and "cannot execute"
     }
     if (result.signal) return { code: 128 + (constants.signals[result.signal] ?? 0), signal: result.signal }

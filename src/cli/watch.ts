@@ -60,7 +60,7 @@ export async function watchTable(context: CommandContext): Promise<number> {
       return
     }
     drawing = draw()
-      .catch((error: Error) => void output.err.write(`wsreg: ${inline(error.message)}\n`))
+      .catch((error: Error) => reportError(output, context.json, (error as { code?: string }).code ?? 'E_WATCH', context.json ? error.message : inline(error.message)))
       .finally(() => {
         drawing = undefined
         if (again) {
@@ -73,7 +73,7 @@ export async function watchTable(context: CommandContext): Promise<number> {
   const clock = terminal ? setInterval(redraw, 1000) : undefined
   try {
     for await (const event of watcher) {
-      if (event.type === 'error') output.err.write(`wsreg: ${inline(event.error.message)}\n`)
+      if (event.type === 'error') reportError(output, context.json, (event.error as { code?: string }).code ?? 'E_WATCH', context.json ? event.error.message : inline(event.error.message))
       else redraw()
     }
     await drawing
