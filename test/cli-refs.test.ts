@@ -46,7 +46,12 @@ describe('workspace refs: an id, a path, or a unique name', () => {
       expect(result.stderr).toContain(`${workspaceId(web2)}  web  ${web2}`)
     }
     const json = await runCli(['show', 'web', '--json', '--dir', dir], { cwd: root })
-    expect(JSON.parse(json.stderr)).toMatchObject({ error: { code: 'E_AMBIGUOUS', matches: [{ name: 'web' }, { name: 'web' }] } })
+    const { error } = JSON.parse(json.stderr)
+    expect(error.code).toBe('E_AMBIGUOUS')
+    expect(error.matches.sort((a: { cwd: string }, b: { cwd: string }) => a.cwd.localeCompare(b.cwd))).toEqual([
+      { id: workspaceId(web1), name: 'web', cwd: web1 },
+      { id: workspaceId(web2), name: 'web', cwd: web2 },
+    ])
     expect((await runCli(['show', workspaceId(web1), '--dir', dir])).code).toBe(0)
   })
 

@@ -18,12 +18,16 @@ export interface RefSource<T extends Named> {
 
 /** A name that matches several workspaces: exit 2, listing them so the user can pick an id or a path. */
 export class AmbiguousRef extends UsageError {
+  /** Each match as `{ id, name, cwd }` (what `--json` prints under `error.matches`). */
+  readonly matches: Named[]
+
   constructor(
     readonly ref: string,
-    readonly matches: Named[],
+    matches: Named[],
   ) {
     const lines = matches.map((match) => `  ${match.id}  ${match.name ?? '-'}  ${match.cwd ?? '-'}`)
     super(`${JSON.stringify(ref)} names ${matches.length} workspaces; pass an id or a path instead:\n${lines.join('\n')}`)
+    this.matches = matches.map(({ id, name, cwd }) => ({ id, name, cwd }))
   }
 }
 
