@@ -173,7 +173,7 @@ function describe(result: ReapResult, entry: Entry, entryKept: boolean): string 
 
 /** `wsreg reap`: stop what a workspace (or every orphan) left running, and remove its entry. */
 export const reap: Command = {
-  usage: 'wsreg reap <id|cwd|name> [--grace MS] [--group] [--dry-run] | wsreg reap --orphans',
+  usage: 'wsreg reap <id|cwd|name> [--grace MS] [--group] [--dry-run] | wsreg reap --orphans [--grace MS] [--group] [--dry-run]',
   summary: 'stop a workspace process (SIGTERM, grace, SIGKILL; identity re-checked) and remove its entry',
   options: { grace: { type: 'string' }, group: { type: 'boolean' }, 'dry-run': { type: 'boolean', short: 'n' }, orphans: { type: 'boolean' } },
   async run(context) {
