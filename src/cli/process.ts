@@ -199,7 +199,7 @@ export const reap: Command = {
         // A refusal (another user's process, an unverifiable identity, a pid that does not lead its group) is a
         // runtime fact, never a usage error (exit 1); `--orphans` reports it and goes on: one refusal never stops the rest.
         if (!(error instanceof RegistryError)) throw error
-        if (error.code === 'E_NOT_FOUND') return notFound(context, registry, context.positionals[0] ?? entry.cwd)
+        if (error.code === 'E_NOT_FOUND' && !all) return notFound(context, registry, context.positionals[0])
         refused++
         reportError(context.output, context.json, error.code, context.json ? error.message : inline(error.message), { cwd: entry.cwd, pid: entry.pid })
         continue
