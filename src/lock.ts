@@ -115,7 +115,7 @@ export async function acquireLock(dir: string, cwd: string, options: LockOptions
     if (remaining <= 0) {
       const holder = await holderOf(dir, id)
       const by = holder ? ` by pid ${holder.pid}${holder.pid === process.pid ? ' (this process)' : ''} on ${holder.host} since ${holder.since}` : ''
-      throw new RegistryError('E_LOCKED', `Workspace ${canonical} is locked${by}: wait for it to finish, or pass waitMs / --wait.`, {
+      throw new RegistryError('E_LOCKED', `Workspace ${canonical} is locked${by}: wait for it to finish, or pass waitMs to wait for it.`, {
         cwd: canonical,
         holder,
       })

@@ -35,6 +35,7 @@ it('wsreg watch --json prints one JSON event per line and exits 0 on SIGINT', as
       { type: 'up', status: 'alive', entry: { name: 'alpha', pid: process.pid } },
       { type: 'down', reason: 'removed', entry: { name: 'alpha' } },
     ])
+    for (const line of lines()) expect(Object.keys(line).slice(0, 2).concat(String(Date.parse(line.at as string) > 0))).toEqual(['type', 'at', 'true'])
     const exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })))
     child.kill('SIGINT')
     expect(await exited).toEqual({ code: 0, signal: null })

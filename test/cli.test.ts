@@ -91,12 +91,12 @@ describe('wsreg show, path, rm', () => {
     expect((await runCli(['show', '0000000000000000', '--dir', dir])).code).toBe(4)
   })
 
-  it('an argument that is neither an id nor a path is a usage error, never a file name', async () => {
+  it('an argument that is neither an id, a path nor a known name is not found (exit 4), never a file name', async () => {
     const { dir } = await populated()
     for (const bad of ['abc', 'ABCDEF0123456789', '0123456789abcdef0', '..abc']) {
       const result = await runCli(['show', bad, '--dir', dir])
-      expect(result.code, bad).toBe(2)
-      expect(result.stderr).toMatch(/wsreg:/)
+      expect(result.code, bad).toBe(4)
+      expect(result.stderr).toContain(`No workspace ${bad}`)
     }
   })
 

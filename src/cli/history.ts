@@ -1,11 +1,11 @@
 import type { HistoryRecord, Registry } from '../index.js'
-import { workspaceId } from '../paths.js'
-import { EXIT, UsageError, expectPositionals, parseTarget, type Command, type CommandContext } from './command.js'
-import { formatUptime, inline, json, printJson, table } from './output.js'
+import { EXIT, UsageError, expectPositionals, reportError, type Command, type CommandContext } from './command.js'
+import { formatUptime, inline, printJson, table } from './output.js'
+import { resolveRef, type RefSource } from './ref.js'
 
 /** `wsreg history`: when and why workspaces ended (pruned, removed, reaped, released, migrated, quarantined). */
 export const history: Command = {
-  usage: 'wsreg history [cwd|id|name] [--since 1h|2026-01-31T12:00Z] [--limit N] [--json]',
+  usage: 'wsreg history [id|cwd|name] [--since 1h|2026-01-31T12:00Z] [--limit N] [--json]',
   summary: 'show when and why workspaces ended, newest first (e.g. wsreg history --since 1h)',
   options: {
     since: { type: 'string', value: 'WHEN', help: 'Only ends after WHEN: a duration back from now (90s, 10m, 2h, 7d) or a date.', example: 'wsreg history --since 2h' },
@@ -41,24 +41,25 @@ export const history: Command = {
   },
 }
 
-/** Records of the workspace `ref` names (an id, a path, else a name), or of all workspaces. */
+/** Records of the workspace `ref` names (an id, a path, else a name matching one workspace's records), or of all workspaces. */
 async function historyOf(registry: Registry, ref: string | undefined, query: { since?: Date; limit?: number }): Promise<HistoryRecord[]> {
   if (ref === undefined) return registry.history(query)
-  let target: { id: string } | { cwd: string } | undefined
-  try {
-    target = parseTarget(ref)
-  } catch (error) {
-    if (!(error instanceof UsageError)) throw error
+  const found = await resolveRef(ref, ended(registry, query.since))
+  return found ? registry.history({ ...query, id: found.id }) : []
+}
+
+/** Workspaces that have ended, as refs resolve them: a workspace's latest record stands for it. */
+function ended(registry: Registry, since?: Date): RefSource<HistoryRecord> {
+  return {
+    byId: async (id) => (await registry.history({ id, limit: 1, ...(since ? { since } : {}) }))[0],
+    all: () => registry.history(since ? { since } : {}),
   }
-  if (target) return registry.history({ ...query, ...target })
-  const records = (await registry.history({ since: query.since })).filter((record) => record.name === ref)
-  return query.limit === undefined ? records : records.slice(0, query.limit)
 }
 
 const UNITS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }
 
 /** `--since`: a duration back from now (`90s`, `10m`, `2h`, `7d`) or a date (`2026-01-31`, `2026-01-31T12:00:00Z`). */
-function parseSince(value: string | boolean | undefined): Date | undefined {
+function parseSince(value: string | boolean | string[] | undefined): Date | undefined {
   if (typeof value !== 'string') return undefined
   const duration = /^([0-9]+)([smhd])$/.exec(value)
   const date = duration ? new Date(Date.now() - Number(duration[1]) * (UNITS[duration[2] as string] as number)) : new Date(value)
@@ -66,7 +67,7 @@ function parseSince(value: string | boolean | undefined): Date | undefined {
   return date
 }
 
-function parseLimit(value: string | boolean | undefined): number | undefined {
+function parseLimit(value: string | boolean | string[] | undefined): number | undefined {
   if (typeof value !== 'string') return undefined
   if (!/^[0-9]+$/.test(value)) throw new UsageError(`Invalid --limit ${JSON.stringify(value)}: pass a whole number such as 20.`)
   return Number(value)
@@ -82,15 +83,13 @@ export function endedPhrase(record: HistoryRecord, now = Date.now()): string {
  * code for it. History is evidence, not a condition: a history that cannot be read leaves the plain message.
  */
 export async function notFoundWithEnd(context: CommandContext, registry: Registry, argument: string): Promise<number> {
-  let ended: HistoryRecord | undefined
+  let last: HistoryRecord | undefined
   try {
-    const target = parseTarget(argument)
-    ended = (await registry.history({ id: 'id' in target ? target.id : workspaceId(target.cwd), limit: 1 }))[0]
+    last = await resolveRef(argument, ended(registry))
   } catch {
-    ended = undefined
+    last = undefined
   }
-  const message = `No workspace ${argument} in ${registry.dir}${ended ? `; it ended: ${endedPhrase(ended)} (${ended.at})` : ''}`
-  if (context.json) context.output.err.write(`${json({ error: { code: 'E_NOT_FOUND', message, ...(ended ? { ended } : {}) } })}\n`)
-  else context.output.err.write(`${message}\n`)
+  const message = `No workspace ${argument} in ${registry.dir}${last ? `; it ended: ${endedPhrase(last)} (${last.at})` : ''}`
+  reportError(context.output, context.json, 'E_NOT_FOUND', message, last ? { ended: last } : {}, true)
   return EXIT.notFound
 }

@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { parseArgs } from 'node:util'
-import { EXIT, UsageError, type CommandContext } from './command.js'
+import { EXIT, UsageError, reportError, type CommandContext } from './command.js'
 import { COMMANDS, GLOBAL_OPTIONS } from './commands.js'
 import { commandHelp, missingTerminator, overview, rewordParseError } from './help.js'
 import { inline, terminalOutput, wantsColor, type Output } from './output.js'
@@ -43,7 +43,7 @@ export async function main(argv: string[], output: Output): Promise<number> {
   } catch (error) {
     throw new UsageError(`${rewordParseError(error as Error, name, command)}${command ? `\nUsage: ${command.usage}` : ''}`)
   }
-  const values = parsed.values as Record<string, string | boolean | undefined>
+  const values = parsed.values as Record<string, string | boolean | string[] | undefined>
   if (values.version) {
     output.out.write(`${version()}\n`)
     return EXIT.ok
@@ -82,18 +82,24 @@ const EXIT_BY_CODE: Record<string, number> = { E_LOCKED: EXIT.locked, E_NAME_TAK
 
 async function run(): Promise<void> {
   const output: Output = terminalOutput({ out: process.stdout, err: process.stderr, color: wantsColor(process.stdout) })
+  const argv = process.argv.slice(2)
+  // Known before parsing, so even a usage error comes out as JSON when --json was asked for.
+  const asJson = argv.slice(0, argv.includes('--') ? argv.indexOf('--') : argv.length).includes('--json')
   try {
-    process.exitCode = await main(process.argv.slice(2), output)
+    process.exitCode = await main(argv, output)
   } catch (error) {
     if (error instanceof UsageError) {
-      output.err.write(`wsreg: ${error.message}\n`)
+      const matches = (error as UsageError & { matches?: unknown }).matches
+      reportError(output, asJson, matches ? 'E_AMBIGUOUS' : 'E_USAGE', error.message, matches ? { matches } : {})
       process.exitCode = EXIT.usage
     } else if (error instanceof Error && error.name === 'RegistryError') {
       // Expected failures print as a message; anything else is a bug and keeps its stack.
-      output.err.write(`wsreg: ${inline(error.message)}\n`)
-      process.exitCode = EXIT_BY_CODE[(error as Error & { code: string }).code] ?? EXIT.failure
+      const code = (error as Error & { code: string }).code
+      reportError(output, asJson, code, asJson ? error.message : inline(error.message))
+      process.exitCode = EXIT_BY_CODE[code] ?? EXIT.failure
     } else {
-      output.err.write(`wsreg: unexpected error (a bug; please report it):\n${(error as Error)?.stack ?? String(error)}\n`)
+      const message = `unexpected error (a bug; please report it):\n${(error as Error)?.stack ?? String(error)}`
+      reportError(output, asJson, 'E_BUG', message)
       process.exitCode = EXIT.failure
     }
   }

@@ -1,16 +1,17 @@
 import { diagnose } from '../doctor.js'
-import { EXIT, expectPositionals, notFound, parseTarget, type Command } from './command.js'
+import { EXIT, expectPositionals, notFound, type Command } from './command.js'
+import { recordedEntries, resolveRef } from './ref.js'
 import { inline, paint, printJson } from './output.js'
 
 /** `wsreg rm`: remove a workspace entry. */
 export const rm: Command = {
-  usage: 'wsreg rm <cwd|id>',
+  usage: 'wsreg rm <id|cwd|name>',
   summary: 'remove a workspace entry (its process is not touched)',
   async run(context) {
     expectPositionals(context, 1, 1, rm.usage)
-    const target = parseTarget(context.positionals[0])
     const registry = await context.registry()
-    const removed = 'id' in target ? await registry.removeId(target.id) : await registry.remove(target.cwd)
+    const entry = await resolveRef(context.positionals[0] as string, recordedEntries(registry))
+    const removed = entry ? await registry.removeId(entry.id) : false
     if (context.json) printJson(context.output, { removed })
     if (!removed) return notFound(context, registry, context.positionals[0])
     if (!context.json) context.output.err.write(`Removed ${context.positionals[0]}\n`)

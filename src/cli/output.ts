@@ -152,15 +152,17 @@ export function table(header: string[], rows: string[][], output: Output): strin
     .join('\n')
 }
 
-/** The human table of `wsreg ls`: name, status, pid, uptime, cwd, url (and health when probed). */
-export function entryTable(rows: EntryInfo[], output: Output, options: { health?: boolean; host?: boolean } = {}): string {
-  const header = ['NAME', 'STATUS', 'PID', 'UPTIME', ...(options.host ? ['HOST'] : []), ...(options.health ? ['HEALTH'] : []), 'CWD', 'URL']
+/** The human table of `wsreg ls`: name, status, pid, uptime, cwd, url (and app, id, host, health when asked for). */
+export function entryTable(rows: Array<EntryInfo & { app?: string }>, output: Output, options: { health?: boolean; host?: boolean; id?: boolean; app?: boolean } = {}): string {
+  const header = [...(options.app ? ['APP'] : []), ...(options.id ? ['ID'] : []), 'NAME', 'STATUS', 'PID', 'UPTIME', ...(options.host ? ['HOST'] : []), ...(options.health ? ['HEALTH'] : []), 'CWD', 'URL']
   const body = rows.map((row) => {
+    const lead = [...(options.app ? [row.app ?? '-'] : []), ...(options.id ? [row.id] : [])]
     if (row.status === 'corrupt') {
-      return [row.id, statusWord(output, 'corrupt'), '-', '-', ...(options.host ? ['-'] : []), ...(options.health ? ['-'] : []), row.path, row.problem]
+      return [...lead, row.id, statusWord(output, 'corrupt'), '-', '-', ...(options.host ? ['-'] : []), ...(options.health ? ['-'] : []), row.path, row.problem]
     }
     const health = row.health ? paint(output, row.health === 'up' ? 'green' : 'red', row.health) : '-'
     return [
+      ...lead,
       row.name,
       statusWord(output, row.status),
       String(row.pid),

@@ -1,5 +1,5 @@
 import type { Entry, RegistryEvent, RegistryWatcher } from '../index.js'
-import { EXIT, UsageError, expectPositionals, type Command, type CommandContext } from './command.js'
+import { EXIT, UsageError, expectPositionals, reportError, type Command, type CommandContext } from './command.js'
 import { CLEAR_SCREEN, entryTable, inline, json, paint, statusWord, type Output } from './output.js'
 
 /** `wsreg watch`: one line per event until interrupted. */
@@ -17,21 +17,27 @@ export const watch: Command = {
     const fleet = await import('./fleet.js')
     const url = fleet.storeUrl(context)
     if (url) {
-      return fleet.fleetWatch(context, url, (event) => context.output.out.write(context.json ? `${json(event)}\n` : `${describe(event as Exclude<RegistryEvent, { type: 'error' }>, context.output, fleet.redactStoreUrl(url))}\n`), intervalMs)
+      return fleet.fleetWatch(context, url, (event) => context.output.out.write(context.json ? `${eventJson(event)}\n` : `${describe(event as Exclude<RegistryEvent, { type: 'error' }>, context.output, fleet.redactStoreUrl(url))}\n`), intervalMs)
     }
     const registry = await context.registry()
     const watcher = registry.watch({ intervalMs })
     const stop = closeOnSignals(watcher, context.output)
     try {
       for await (const event of watcher) {
-        if (event.type === 'error') context.output.err.write(`wsreg: ${inline(event.error.message)}\n`)
-        else context.output.out.write(context.json ? `${json(event)}\n` : `${describe(event, context.output, registry.dir)}\n`)
+        if (event.type === 'error') reportError(context.output, context.json, (event.error as { code?: string }).code ?? 'E_WATCH', context.json ? event.error.message : inline(event.error.message))
+        else context.output.out.write(context.json ? `${eventJson(event)}\n` : `${describe(event, context.output, registry.dir)}\n`)
       }
     } finally {
       stop()
     }
     return EXIT.ok
   },
+}
+
+/** One NDJSON line of `watch --json`: the event with `at`, when it was seen (ISO-8601), right after its type. */
+function eventJson(event: object & { type: string }): string {
+  const { type, ...rest } = event
+  return json({ type, at: new Date().toISOString(), ...rest })
 }
 
 /** `wsreg ls --watch`: the `ls` table, redrawn whenever a workspace changes. */
@@ -58,7 +64,7 @@ export async function watchTable(context: CommandContext): Promise<number> {
       return
     }
     drawing = draw()
-      .catch((error: Error) => void output.err.write(`wsreg: ${inline(error.message)}\n`))
+      .catch((error: Error) => reportError(output, context.json, (error as { code?: string }).code ?? 'E_WATCH', context.json ? error.message : inline(error.message)))
       .finally(() => {
         drawing = undefined
         if (again) {
@@ -71,7 +77,7 @@ export async function watchTable(context: CommandContext): Promise<number> {
   const clock = terminal ? setInterval(redraw, 1000) : undefined
   try {
     for await (const event of watcher) {
-      if (event.type === 'error') output.err.write(`wsreg: ${inline(event.error.message)}\n`)
+      if (event.type === 'error') reportError(output, context.json, (event.error as { code?: string }).code ?? 'E_WATCH', context.json ? event.error.message : inline(event.error.message))
       else redraw()
     }
     await drawing
@@ -82,7 +88,7 @@ export async function watchTable(context: CommandContext): Promise<number> {
   return EXIT.ok
 }
 
-function parseInterval(value: string | boolean | undefined): number | undefined {
+function parseInterval(value: string | boolean | string[] | undefined): number | undefined {
   if (value === undefined) return undefined
   const ms = Number(value)
   if (typeof value !== 'string' || !/^\d+$/.test(value) || ms < 1) {
