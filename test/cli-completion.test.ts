@@ -33,7 +33,7 @@ describe('wsreg completion', () => {
     const ids = (await registry.listInfo({ prune: false })).map((row) => row.id)
     expect(complete(['wsreg l', 'wsreg ls --a', 'wsreg show ', 'wsreg reap ap', `wsreg rm ${entry.id.slice(0, 4)}`, 'wsreg completion ', 'wsreg run -- sl'], env)).toEqual([
       ['ls', 'lock'],
-      ['--app', '--all'],
+      ['--app', '--all', '--all-apps'],
       ['api', 'web', ...ids],
       ['api'],
       [entry.id],
