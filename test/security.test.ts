@@ -254,19 +254,20 @@ describe('wsreg arguments never read, delete or quarantine a file outside the fo
       expect(result.stdout).not.toContain('"/etc/passwd"')
     }
     const codes = results.map((result) => result.code)
-    expect(new Set(codes)).toEqual(new Set([0, 2, 4])) // path prints; others are not found or usage errors
+    expect(new Set(codes)).toEqual(new Set([0, 4])) // path prints; the rest name no workspace (not an id, a path or a name): not found
     for (const command of [['prune'], ['doctor', '--fix'], ['ls', '--all']]) expect((await runCli([...command, '--dir', dir])).code).toBe(0)
     expect(outside(root, dir)).toEqual(before)
     expect(await registry.read(ws)).toMatchObject({ cwd: ws }) // and the real entry survived it all
   }, 60_000)
 
-  it('uppercase or over-long ids are usage errors (exit 2), never file names', async () => {
+  it('uppercase or over-long ids are not ids: looked up as names, not found (exit 4), never file names', async () => {
     const { dir, ws } = sandbox()
     await new Registry({ dir }).write({ cwd: ws })
     const id = workspaceId(ws)
     const args = [id.toUpperCase(), `${id}0`, id.slice(1), `${id}.json`, `${id}\u200b`]
     const results = await inBatches(args, (arg) => runCli(['rm', arg, '--dir', dir]))
-    expect(results.map((result) => result.code)).toEqual(args.map(() => 2))
+    expect(results.map((result) => result.code)).toEqual(args.map(() => 4))
+    for (const result of results) expect(result.stderr).toMatch(/^No workspace/)
     expect(await new Registry({ dir }).read(ws)).toMatchObject({ cwd: ws })
   })
 })
