@@ -90,22 +90,31 @@ export function parseProcStat(text: string): { state: string; startTicks: string
   return { state, startTicks }
 }
 
+/** Like {@link once}, but a computation that could not tell (undefined) is not kept: it is asked again next time. */
+function onceKnown<T>(compute: () => T | undefined, meanwhile: T): () => T {
+  let value: T | undefined
+  return () => (value ??= compute()) ?? meanwhile
+}
+
 // /proc describes our processes only when it is mounted and is the procfs of our own PID namespace (`/proc/self`
 // names our pid): in a chroot, a sandbox or `unshare -p` without a fresh /proc, /proc/<pid> is absent or another
-// namespace's process, so it proves nothing and kill(pid, 0) decides.
-const procIsOurs = once(() => {
+// namespace's process, so it proves nothing and kill(pid, 0) decides. A failed readlink other than "no such
+// file" proves nothing either: it is not kept, and meanwhile /proc is not trusted.
+const procIsOurs = onceKnown(() => {
   try {
-    return readlinkSync('/proc/self') === String(process.pid) && readText('/proc/self/stat') !== null
-  } catch {
-    return false
+    return readlinkSync('/proc/self') === String(process.pid)
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'ENOENT' ? false : undefined
   }
-})
+}, false)
 
-// With hidepid, /proc hides other users' processes: a missing /proc entry then proves nothing.
-const procHidesPids = once(() => {
-  const mounts = readText('/proc/self/mountinfo') ?? ''
+// With hidepid, /proc hides other users' processes: a missing /proc entry then proves nothing. Until the mount
+// table has been read (EMFILE at the first look), assume it hides them.
+const procHidesPids = onceKnown(() => {
+  const mounts = readText('/proc/self/mountinfo')
+  if (mounts === null) return undefined
   return mounts.split('\n').some((line) => / \/proc /.test(line) && /hidepid=(?!0|off)/.test(line))
-})
+}, true)
 
 /** Linux: start ticks from /proc/<pid>/stat, boot id, PID namespace. */
 export function createLinuxPlatform(): Platform {
