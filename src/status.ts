@@ -108,7 +108,10 @@ export class Judge {
     if (entry.leaseUntil === undefined || entry.pid === 0) return verdict
     const lapsedMs = Date.now() - Date.parse(entry.leaseUntil)
     if (!(lapsedMs > 0)) return verdict
-    if (verdict.status === 'unknown') return { status: lapsedMs > this.leaseGraceMs ? 'dead' : 'unknown', reason: 'lease-expired' }
+    // Only an owner nothing here can judge is decided by its lease; a lossy cwd (the process is known alive) is not.
+    if (verdict.status === 'unknown' && verdict.reason !== 'cwd-unverifiable') {
+      return { status: lapsedMs > this.leaseGraceMs ? 'dead' : 'unknown', reason: 'lease-expired' }
+    }
     if (verdict.status === 'alive') return { status: 'alive', reason: 'lease-expired' }
     return verdict
   }
@@ -132,11 +135,9 @@ export class Judge {
       if (probe.startTime === null) return { status: 'unknown', reason: 'identity-unreadable' }
       const same = platform.sameStart(entry.pid, entry.pidStartTime, entry.timeNamespace, probe.startTime)
       if (same === 'different') return { status: 'dead', reason: 'pid-reused' }
-      if (same === 'unknown') {
-        // Wall-clock time is not namespaced: a process that started after the entry was written is not its owner.
-        if (startedAfter(probe, writtenAt(entry))) return { status: 'dead', reason: 'pid-reused' }
-        return { status: 'unknown', reason: 'foreign-time-namespace' }
-      }
+      // Start ticks that cannot be related across time namespaces prove nothing; nor does a wall-clock comparison,
+      // which a stepped clock (btime moves with it) can turn against a live owner.
+      if (same === 'unknown') return { status: 'unknown', reason: 'foreign-time-namespace' }
     } else if (probe.startedAtMs !== null) {
       const written = writtenAt(entry, writtenMs)
       if (written === null) return { status: 'unknown', reason: 'clock-skew' }
@@ -193,8 +194,8 @@ function trashDirs(): string[] {
 }
 
 /** Classify one entry on its own, with the reason (a list judges many entries with one shared cache). */
-export function classify(entry: Entry, options: { marker?: string } = {}): Verdict {
-  return new Judge(options.marker).judge(entry)
+export function classify(entry: Entry, options: { marker?: string; leaseGraceMs?: number } = {}): Verdict {
+  return new Judge(options.marker, options.leaseGraceMs).judge(entry)
 }
 
 /** The status of one entry (DESIGN.md §2): idle, alive, orphan, dead, gone or unknown. */
