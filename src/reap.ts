@@ -57,7 +57,7 @@ function sleep(ms: number): Promise<void> {
  * Stop the process of `entry` and delete the entry: SIGTERM, wait up to `graceMs`, SIGKILL, wait, then
  * compare-and-delete. The identity is re-checked before every signal; pid ≤ 1 and this process are never signalled.
  */
-export async function reapEntry(dir: string, marker: string | undefined, entry: Entry, options: ReapOptions = {}): Promise<ReapResult> {
+export async function reapEntry(dir: string, judging: { marker?: string | undefined; leaseGraceMs?: number | undefined }, entry: Entry, options: ReapOptions = {}): Promise<ReapResult> {
   const graceMs = options.graceMs ?? 2000
   if (!Number.isFinite(graceMs) || graceMs < 0) throw new RegistryError('E_INVALID', `Invalid graceMs ${String(graceMs)}: pass milliseconds ≥ 0.`)
   const dryRun = options.dryRun ?? false
@@ -66,7 +66,8 @@ export async function reapEntry(dir: string, marker: string | undefined, entry: 
     outcome, id: entry.id, cwd: entry.cwd, pid, dryRun, removed: removable && !dryRun && (removeOwned(dir, entry, ['reaped', outcome]) || !stillOwned(dir, entry)),
   })
 
-  const verdict = new Judge(marker).judge(entry)
+  // Judged as list() judges it (same marker, same lease grace): reap never deletes what a list would keep.
+  const verdict = new Judge(judging.marker, judging.leaseGraceMs).judge(entry)
   if (verdict.status === 'unknown') {
     throw new RegistryError('E_PERM', `Cannot verify who pid ${pid} of ${entry.cwd} is (${verdict.reason}); nothing was signalled and the entry is kept. Reap it on the host that wrote it.`, { entry })
   }

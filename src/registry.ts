@@ -365,7 +365,7 @@ export class Registry {
    */
   watch(options: WatchOptions = {}): RegistryWatcher {
     checkDir(this.dir)
-    return new RegistryWatcher({ dir: this.dir, marker: this.marker }, options)
+    return new RegistryWatcher({ dir: this.dir, marker: this.marker, leaseGraceMs: this.#folder.leaseGraceMs }, options)
   }
 
   /** Live entries whose workspace is gone: folder missing, in the Trash, or the configured marker missing. */
@@ -386,7 +386,7 @@ export class Registry {
   async reap(cwdOrEntry: string | Entry, options: ReapOptions = {}): Promise<ReapResult> {
     const entry = typeof cwdOrEntry === 'string' ? await this.read(cwdOrEntry) : cwdOrEntry
     if (!entry) throw new RegistryError('E_NOT_FOUND', `No workspace ${canonicalCwd(cwdOrEntry as string)} in ${this.dir}: see \`wsreg ls\`.`)
-    return reapEntry(this.dir, this.marker, entry, options)
+    return reapEntry(this.dir, { marker: this.marker, leaseGraceMs: this.#folder.leaseGraceMs }, entry, options)
   }
 
   /**

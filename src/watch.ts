@@ -77,6 +77,7 @@ export class RegistryWatcher extends EventEmitter<RegistryWatcherEvents> impleme
   /** The registry folder being watched. */
   readonly dir: string
   readonly #marker: string | undefined
+  readonly #leaseGraceMs: number | undefined
   readonly #intervalMs: number
   readonly #emitExisting: boolean
   readonly #persistent: boolean
@@ -106,7 +107,7 @@ export class RegistryWatcher extends EventEmitter<RegistryWatcherEvents> impleme
     watcherState = (watcher) => ({ entries: watcher.#snapshot.size, ...watcher.#listing.size, sweeps: watcher.#sweeps })
   }
 
-  constructor(location: { dir: string; marker?: string | undefined }, options: WatchOptions = {}) {
+  constructor(location: { dir: string; marker?: string | undefined; leaseGraceMs?: number | undefined }, options: WatchOptions = {}) {
     super()
     const intervalMs = options.intervalMs ?? 2000
     if (!Number.isFinite(intervalMs) || intervalMs < 1) {
@@ -114,6 +115,7 @@ export class RegistryWatcher extends EventEmitter<RegistryWatcherEvents> impleme
     }
     this.dir = location.dir
     this.#marker = location.marker
+    this.#leaseGraceMs = location.leaseGraceMs
     this.#intervalMs = intervalMs
     this.#emitExisting = options.emitExisting ?? false
     this.#polling = options.polling ?? false
@@ -149,7 +151,7 @@ export class RegistryWatcher extends EventEmitter<RegistryWatcherEvents> impleme
   #start(): void {
     this.#startImmediate = undefined
     try {
-      this.#checkFolder(new Judge(this.#marker), true)
+      this.#checkFolder(new Judge(this.#marker, this.#leaseGraceMs), true)
     } catch (error) {
       this.#fail(error)
     }
@@ -217,7 +219,7 @@ export class RegistryWatcher extends EventEmitter<RegistryWatcherEvents> impleme
     this.#flushImmediate = setImmediate(() => {
       this.#flushImmediate = undefined
       try {
-        const judge = new Judge(this.#marker)
+        const judge = new Judge(this.#marker, this.#leaseGraceMs)
         const reread = this.#checkDirSoon
         this.#checkDirSoon = false
         const ids = [...this.#pending]
@@ -328,7 +330,7 @@ export class RegistryWatcher extends EventEmitter<RegistryWatcherEvents> impleme
     if (this.#sweeping || this.#closed) return
     this.#sweeping = true
     try {
-      const judge = new Judge(this.#marker)
+      const judge = new Judge(this.#marker, this.#leaseGraceMs)
       if (!this.#checkFolder(judge, false)) return
       const folder = this.#dirIno
       for (const _ of this.#compare(judge)) {

@@ -4,6 +4,7 @@ import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import type { Entry } from '../src/entry.js'
 import { Registry } from '../src/registry.js'
+import { workspaceId } from '../src/paths.js'
 import { classify } from '../src/status.js'
 import { FIXTURES, deadPid, exited, sandbox, sleeper, stdoutOf, track, waitFor, writeDeadEntry } from './helpers.js'
 
@@ -233,5 +234,34 @@ describe('heartbeat leases in the truth table', () => {
       entry.pidStartTime = '1'
     })
     expect(await statusOf(registry, ws)).toEqual({ status: 'dead', reason: 'pid-reused' })
+  })
+
+  it('a lapsed lease never decides an owner known alive whose cwd is only unverifiable (a lossy name)', async () => {
+    const { dir, ws, root } = sandbox()
+    const registry = new Registry({ dir, leaseGraceMs: 0 })
+    const lossy = join(root, 'caf\uFFFD')
+    await registry.write({ cwd: ws })
+    // Planted under the lossy name's own id, as an older writer would have recorded it.
+    const entry = JSON.parse(readFileSync(registry.entryPath(ws), 'utf8'))
+    rmSync(registry.entryPath(ws))
+    Object.assign(entry, { cwd: lossy, id: workspaceId(lossy), leaseUntil: ago(3_600_000) })
+    writeFileSync(join(dir, `${entry.id}.json`), JSON.stringify(entry), { mode: 0o600 })
+    expect(await statusOf(registry, lossy)).toEqual({ status: 'unknown', reason: 'cwd-unverifiable' })
+    expect(await registry.list()).toHaveLength(1)
+  })
+
+  it('reap judges with the registry\'s lease grace: a foreign entry list() keeps is refused, not deleted', async () => {
+    const { dir, ws } = sandbox()
+    const registry = new Registry({ dir, leaseGraceMs: 60_000 })
+    await registry.write({ cwd: ws })
+    // Past the default grace (10 s), within this registry's (60 s): still unknown here.
+    tamper(registry, ws, (entry) => {
+      entry.host = 'another-host'
+      entry.leaseUntil = ago(30_000)
+    })
+    expect(await statusOf(registry, ws)).toEqual({ status: 'unknown', reason: 'lease-expired' })
+    const entry = (await registry.list())[0] as Entry
+    await expect(registry.reap(entry)).rejects.toMatchObject({ code: 'E_PERM' })
+    expect(existsSync(registry.entryPath(ws))).toBe(true)
   })
 })
