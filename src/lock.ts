@@ -155,8 +155,15 @@ export async function acquireNameLock(dir: string, name: string, waitMs: number)
   }
 }
 
-/** Plain locks (`lock()`, not a claim's) this process holds, by address, and whether a claim of this process uses one. */
-const plainLocks = new Map<string, { adopted: boolean }>()
+/**
+ * Plain locks (`lock()`, not a claim's) this process holds, by address: whether a claim of this process uses one,
+ * and, when its `lock()` caller released it meanwhile, what lets the kernel lock go once the claim is done with it.
+ */
+interface PlainLock {
+  adopted: boolean
+  whenFree?: (() => Promise<void>) | undefined
+}
+const plainLocks = new Map<string, PlainLock>()
 
 /**
  * The plain lock of workspace `cwd` when this process holds one (`lock()` then `claim()`), for a claim to use; null
@@ -170,6 +177,9 @@ export function adoptLock(dir: string, cwd: string): HeldLock | null {
   return {
     async release() {
       held.adopted = false
+      const letGo = held.whenFree
+      held.whenFree = undefined
+      await letGo?.()
     },
   }
 }
@@ -177,8 +187,9 @@ export function adoptLock(dir: string, cwd: string): HeldLock | null {
 /** `plainAddress`: the address of a plain lock (not a claim's), which a claim of this process may adopt. */
 function hold(server: Server, dir: string, id: string, plainAddress: string | undefined): HeldLock {
   const holder: Record<string, unknown> = { pid: process.pid, host: hostName(), since: new Date().toISOString(), pidStartTime: inspectProcess(process.pid).startTime }
-  if (plainAddress === undefined) holder.claim = true
-  else plainLocks.set(plainAddress, { adopted: false })
+  const plain: PlainLock | undefined = plainAddress === undefined ? undefined : { adopted: false }
+  if (plain === undefined) holder.claim = true
+  else plainLocks.set(plainAddress as string, plain)
   const record = `${JSON.stringify(holder)}\n`
   let wrote = false
   try {
@@ -191,18 +202,27 @@ function hold(server: Server, dir: string, id: string, plainAddress: string | un
   let released: Promise<void> | undefined
   return {
     release() {
-      released ??= new Promise((resolve) => {
-        if (plainAddress !== undefined) plainLocks.delete(plainAddress)
-        // Drop the side file while still holding, and only if it is still ours.
-        if (wrote) {
-          try {
-            compareAndDelete(dir, LOCK_FILE(id), Buffer.from(record))
-          } catch {
-            // the kernel lock is what counts
+      const letGo = () =>
+        new Promise<void>((resolve) => {
+          // Drop the side file while still holding, and only if it is still ours.
+          if (wrote) {
+            try {
+              compareAndDelete(dir, LOCK_FILE(id), Buffer.from(record))
+            } catch {
+              // the kernel lock is what counts
+            }
           }
-        }
-        server.close(() => resolve())
-      })
+          server.close(() => resolve())
+        })
+      if (released) return released
+      if (plainAddress !== undefined) plainLocks.delete(plainAddress)
+      // A claim of this process still uses this lock: it stays held (the claim stays exclusive) until that claim lets go.
+      if (plain?.adopted) {
+        plain.whenFree = letGo
+        released = Promise.resolve()
+      } else {
+        released = letGo()
+      }
       return released
     },
   }

@@ -3,6 +3,8 @@ import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { Registry, RegistryError, isRegistryError } from '../src/index.js'
 import { sandbox, start, until } from './children.js'
+import { lockState } from '../src/lock.js'
+import { workspaceId } from '../src/paths.js'
 
 async function claimedBy(file: string, dir: string, cwd: string, how: string) {
   const child = start(file, [dir, cwd, how])
@@ -205,5 +207,18 @@ describe('claim after lock', () => {
     await release()
     const again = await registry.claim({ cwd })
     await again.release()
+  })
+
+  it('a lock() released while a claim of the same process uses it stays held until the claim lets go', async () => {
+    const { dir, cwd } = sandbox()
+    const registry = new Registry({ dir })
+    const id = workspaceId(cwd)
+    const release = await registry.lock(cwd)
+    const claim = await registry.claim({ cwd })
+    await release()
+    // The claim is still exclusive: the kernel lock has not gone with the lock() caller's release.
+    expect(await lockState(dir, id)).toBe('held')
+    expect(await claim.release()).toBe(true)
+    expect(await lockState(dir, id)).toBe('free')
   })
 })
