@@ -1,10 +1,10 @@
 import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdirSync } from 'node:fs'
+import { mkdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { Registry } from '../src/index.js'
+import { Registry, type Entry } from '../src/index.js'
 import { EtcdStore } from '../src/fleet/index.js'
-import { CLI, FIXTURES, exited, runCli, sleeper, tempDir, track, waitFor } from './helpers.js'
+import { CLI, FIXTURES, exited, writeDeadEntry, runCli, sleeper, tempDir, track, waitFor } from './helpers.js'
 import { ETCD_BINARY, HAVE_ETCD, startEtcd, type TestEtcd } from './etcd.js'
 
 let etcd: TestEtcd
@@ -40,6 +40,37 @@ describe.skipIf(!HAVE_ETCD)(`direct owners: EtcdStore.claim${HAVE_ETCD ? '' : ` 
   })
   afterAll(async () => {
     await etcd?.destroy()
+  })
+
+  it('taking over a dead owner\'s key never revokes the lease it was on (an agent\'s lease holds the rest of its host), and a value that does not parse is held, not taken over', async () => {
+    const url = storeUrl()
+    const root = tempDir()
+    const deadWs = join(root, 'dead')
+    const otherWs = join(root, 'other')
+    const oddWs = join(root, 'odd')
+    for (const folder of [deadWs, otherWs, oddWs]) mkdirSync(folder)
+    const store = await EtcdStore.connect({ url })
+    try {
+      // An "agent" lease holding two entries of this host: a dead owner's and a live one's.
+      const local = new Registry({ dir: join(root, 'reg') })
+      await writeDeadEntry(local, deadWs)
+      const dead = JSON.parse(readFileSync(local.entryPath(deadWs), 'utf8')) as Entry
+      const live = await local.write({ cwd: otherWs, pid: sleeper().pid as number })
+      const agentLease = store.client.lease(60)
+      const leaseId = await agentLease.grant()
+      for (const entry of [dead, live]) await store.client.put(store.key(entry.id)).value(JSON.stringify(entry)).lease(leaseId)
+      const claim = await store.claim({ cwd: deadWs }, { leaseMs: 10_000 })
+      expect(claim.entry.pid).toBe(process.pid)
+      expect(await store.client.get(store.key(live.id)).string()).not.toBeNull()
+      await claim.release()
+      // Another writer's value that this version cannot parse proves nothing about its owner.
+      const odd = (await new Registry({ dir: join(root, 'reg') }).write({ cwd: oddWs })).id
+      await store.client.put(store.key(odd)).value('{"version":99,"from":"a newer wsreg"}')
+      await expect(store.claim({ cwd: oddWs }, { leaseMs: 10_000 })).rejects.toMatchObject({ code: 'E_LOCKED' })
+      await agentLease.revoke()
+    } finally {
+      await store.close()
+    }
   })
 
   it('a process claims its workspace in etcd without an agent; ls --store shows it beside published entries (the agent leaves it alone); update rewrites it, release removes it at once', async () => {

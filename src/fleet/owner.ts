@@ -101,13 +101,15 @@ export async function claimInStore(store: ClaimContext, input: ClaimInput, optio
       const kv = created.responses[0]?.response_range?.kvs[0]
       const parsed = kv ? parseEntry(kv.value.toString('utf8'), entry.id) : undefined
       const current = parsed?.ok ? parsed.entry : undefined
-      if (kv && (!current || provablyDead(current) || sameProcess(current, entry))) {
-        // Unreadable, a dead owner's, or our own earlier claim: take the key over unless it changed meanwhile.
-        if (current && sameProcess(current, entry)) entry = { ...entry, startedAt: current.startedAt }
+      // A value that does not parse (a newer writer's, say) proves nothing about its owner: it is held, not taken over.
+      if (kv && current && (provablyDead(current) || sameProcess(current, entry))) {
+        // A dead owner's, or our own earlier claim: take the key over unless it changed meanwhile.
+        if (sameProcess(current, entry)) entry = { ...entry, startedAt: current.startedAt }
         const moved = await client.if(key, 'Mod', '==', kv.mod_revision).then(client.put(key).value(serializeEntry(entry)).lease(leaseId)).commit()
         if (moved.succeeded) {
+          // The key's old lease is not revoked: it may be a publishing agent's, holding every entry of its host.
+          // The key has moved to our lease; the old lease lapses (or lives on) with whatever else it holds.
           version = moved.header.revision
-          if (kv.lease !== '0' && kv.lease !== leaseId) await client.leaseClient.leaseRevoke({ ID: kv.lease }).catch(() => undefined)
           break
         }
         continue
