@@ -256,7 +256,8 @@ class Mirror implements Publisher {
   /** True when the key of `id` is held by a direct owner (`EtcdStore.claim`): on a lease that is not ours. */
   async #directlyOwned(id: string): Promise<boolean> {
     const lease = await this.store.leaseId()
-    const kv = (await this.store.client.get(this.store.key(id)).exec().catch(() => undefined))?.kvs[0]
+    // A failed read proves nothing: it fails the pass (which backs off and retries), never writes over a direct owner.
+    const kv = (await this.store.client.get(this.store.key(id)).exec()).kvs[0]
     return kv !== undefined && kv.lease !== '0' && kv.lease !== lease && kv.lease !== this.#previousLease
   }
 
