@@ -128,7 +128,8 @@ export const run: Command = {
             // Claims are exclusive: the command already runs, so it stays supervised, just not registered.
             if (error instanceof RegistryError && error.is('E_LOCKED')) {
               const { pid, entry } = error.details
-              context.output.err.write(`wsreg: ${cwd} is already claimed${pid ? ` by pid ${pid}` : ''}${entry?.url ? ` (${entry.url})` : ''}; the command runs unregistered (--lock refuses to start it instead)\n`)
+              const url = entry?.url ? ` (${context.json ? entry.url : inline(entry.url)})` : ''
+              reportError(context.output, context.json, 'E_LOCKED', `${cwd} is already claimed${pid ? ` by pid ${pid}` : ''}${url}; the command runs unregistered (--lock refuses to start it instead)`)
               return
             }
             // A child that ended before it could be recorded has nothing to register.

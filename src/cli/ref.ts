@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs'
 import type { Entry, EntryRow, Registry } from '../index.js'
 import { ID_PATTERN, workspaceId } from '../paths.js'
 import { UsageError } from './command.js'
+import { inline } from './output.js'
 
 /** What a `<ref>` can match: anything with an id, a name and a cwd (an entry, a history record). */
 export interface Named {
@@ -25,7 +26,8 @@ export class AmbiguousRef extends UsageError {
     readonly ref: string,
     matches: Named[],
   ) {
-    const lines = matches.map((match) => `  ${match.id}  ${match.name ?? '-'}  ${match.cwd ?? '-'}`)
+    // Names and cwds are entry data: escaped inline, so a planted newline cannot forge another match line.
+    const lines = matches.map((match) => `  ${match.id}  ${inline(match.name ?? '-')}  ${inline(match.cwd ?? '-')}`)
     super(`${JSON.stringify(ref)} names ${matches.length} workspaces; pass an id or a path instead:\n${lines.join('\n')}`)
     this.matches = matches.map(({ id, name, cwd }) => ({ id, name, cwd }))
   }
