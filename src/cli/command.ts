@@ -1,6 +1,6 @@
 import type { ParseArgsConfig } from 'node:util'
 import type { Registry } from '../index.js'
-import { json, type Output } from './output.js'
+import { inline, json, type Output } from './output.js'
 
 /** Exit codes of `wsreg` (DESIGN.md §5). */
 export const EXIT = { ok: 0, failure: 1, usage: 2, locked: 3, notFound: 4 } as const
@@ -59,6 +59,11 @@ export function expectPositionals(context: CommandContext, min: number, max: num
  */
 export function reportError(output: Output, asJson: boolean, code: string, message: string, extra: Record<string, unknown> = {}, plain = false): void {
   output.err.write(asJson ? `${json({ error: { code, message, ...extra } })}\n` : `${plain ? '' : 'wsreg: '}${message}\n`)
+}
+
+/** Report a watcher's error: its own code (or E_WATCH), its message escaped for a terminal, exact in JSON. */
+export function reportWatchError(output: Output, asJson: boolean, error: Error): void {
+  reportError(output, asJson, (error as { code?: string }).code ?? 'E_WATCH', asJson ? error.message : inline(error.message))
 }
 
 /** Say on stderr that `argument` names no workspace; the exit code for it. */

@@ -1,7 +1,7 @@
 import { hostname } from 'node:os'
 import type { EtcdStore } from '../fleet/etcd.js'
 import { hasPassword } from '../fleet/address.js'
-import { EXIT, UsageError, expectPositionals, reportError, type Command, type CommandContext, type Options } from './command.js'
+import { EXIT, UsageError, expectPositionals, reportWatchError, type Command, type CommandContext, type Options } from './command.js'
 import { entryTable, inline, printJson } from './output.js'
 
 export { redactStoreUrl } from '../fleet/address.js'
@@ -88,7 +88,7 @@ export async function fleetWatch(context: CommandContext, url: string, print: (e
   context.output.out.once('error', close)
   try {
     for await (const event of watcher) {
-      if (event.type === 'error') reportError(context.output, context.json, (event.error as { code?: string }).code ?? 'E_WATCH', context.json ? event.error.message : inline(event.error.message))
+      if (event.type === 'error') reportWatchError(context.output, context.json, event.error)
       else print(event)
     }
   } finally {

@@ -1,5 +1,5 @@
 import type { Entry, RegistryEvent, RegistryWatcher } from '../index.js'
-import { EXIT, UsageError, expectPositionals, reportError, type Command, type CommandContext } from './command.js'
+import { EXIT, UsageError, expectPositionals, reportWatchError, type Command, type CommandContext } from './command.js'
 import { CLEAR_SCREEN, entryTable, inline, json, paint, statusWord, type Output } from './output.js'
 
 /** `wsreg watch`: one line per event until interrupted. */
@@ -24,7 +24,7 @@ export const watch: Command = {
     const stop = closeOnSignals(watcher, context.output)
     try {
       for await (const event of watcher) {
-        if (event.type === 'error') reportError(context.output, context.json, (event.error as { code?: string }).code ?? 'E_WATCH', context.json ? event.error.message : inline(event.error.message))
+        if (event.type === 'error') reportWatchError(context.output, context.json, event.error)
         else context.output.out.write(context.json ? `${eventJson(event)}\n` : `${describe(event, context.output, registry.dir)}\n`)
       }
     } finally {
@@ -64,7 +64,7 @@ export async function watchTable(context: CommandContext): Promise<number> {
       return
     }
     drawing = draw()
-      .catch((error: Error) => reportError(output, context.json, (error as { code?: string }).code ?? 'E_WATCH', context.json ? error.message : inline(error.message)))
+      .catch((error: Error) => reportWatchError(output, context.json, error))
       .finally(() => {
         drawing = undefined
         if (again) {
@@ -77,7 +77,7 @@ export async function watchTable(context: CommandContext): Promise<number> {
   const clock = terminal ? setInterval(redraw, 1000) : undefined
   try {
     for await (const event of watcher) {
-      if (event.type === 'error') reportError(output, context.json, (event.error as { code?: string }).code ?? 'E_WATCH', context.json ? event.error.message : inline(event.error.message))
+      if (event.type === 'error') reportWatchError(output, context.json, event.error)
       else redraw()
     }
     await drawing
