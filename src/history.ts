@@ -150,7 +150,12 @@ export function recordEnd(dir: string, entry: Pick<Entry, 'id' | 'cwd' | 'name' 
 function rotate(dir: string, ino: number): void {
   const path = join(dir, HISTORY_FILE)
   if (lstatSync(path, { throwIfNoEntry: false })?.ino !== ino) return
-  renameSync(path, join(dir, HISTORY_OLD_FILE))
+  try {
+    renameSync(path, join(dir, HISTORY_OLD_FILE))
+  } catch (error) {
+    // Another appender rotated it between our look and our rename: done, and our record still goes in.
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error
+  }
 }
 
 /** Which records {@link readHistory} returns. */
