@@ -2,6 +2,7 @@ import { createRequire } from 'node:module'
 import { closeSync, openSync, readdirSync, readFileSync, readlinkSync, readSync } from 'node:fs'
 import { hostname } from 'node:os'
 import { isErrno } from './errors.js'
+import { createDarwinPlatform } from './ps.js'
 
 /** What the operating system says about one pid right now. */
 export interface ProcessProbe {
@@ -29,6 +30,11 @@ export interface Platform {
    * namespace `recordedIn`: `unknown` when the two views cannot be related (another time namespace whose offset is unreadable).
    */
   sameStart(pid: number, recorded: string, recordedIn: string | null | undefined, seen: string): 'same' | 'different' | 'unknown'
+  /**
+   * An inspector for one judgement (a list, a sweep): where identities cost a process (macOS `ps`), the first question
+   * takes one snapshot of every process and the later ones are answered from it; elsewhere it is {@link Platform.inspect}.
+   */
+  batch(): (pid: number) => ProcessProbe
 }
 
 const GONE: ProcessProbe = { state: 'gone', startTime: null, startedAtMs: null }
@@ -173,7 +179,7 @@ export function createLinuxPlatform(): Platform {
     return distance > -NS_PER_TICK && distance < NS_PER_TICK ? 'same' : 'different'
   }
 
-  return { hasStartIdentity: true, inspect, bootId, pidNamespace, timeNamespace, sameStart }
+  return { hasStartIdentity: true, inspect, bootId, pidNamespace, timeNamespace, sameStart, batch: () => inspect }
 }
 
 const NS_PER_TICK = 1_000_000_000n / BigInt(CLOCK_TICKS_PER_SECOND)
@@ -204,10 +210,8 @@ function boottimeOffset(who: string, namespace: string): bigint | null {
 export function createPortablePlatform(): Platform {
   return {
     hasStartIdentity: false,
-    inspect: (pid) => {
-      const found = signalProbe(pid)
-      return found === 'exists' ? { state: 'running', startTime: null, startedAtMs: null } : found === 'gone' ? GONE : HIDDEN
-    },
+    inspect: existenceOnly,
+    batch: () => existenceOnly,
     bootId: () => null,
     pidNamespace: () => null,
     timeNamespace: () => null,
@@ -215,20 +219,46 @@ export function createPortablePlatform(): Platform {
   }
 }
 
-/** The platform this process runs on. */
-export const platform: Platform = process.platform === 'linux' ? createLinuxPlatform() : createPortablePlatform()
+/** What kill(pid, 0) alone says, as a probe: running without an identity, gone on ESRCH, hidden on any other error. */
+function existenceOnly(pid: number): ProcessProbe {
+  const found = signalProbe(pid)
+  return found === 'exists' ? { state: 'running', startTime: null, startedAtMs: null } : found === 'gone' ? GONE : HIDDEN
+}
+
+function platformOf(name: string): Platform {
+  if (name === 'linux') return createLinuxPlatform()
+  if (name === 'darwin') return createDarwinPlatform()
+  return createPortablePlatform()
+}
+
+/** The platform this process runs on (replaced only by tests, through {@link usePlatform}). */
+export let platform: Platform = platformOf(process.platform)
+
+/** Replace the platform seam (tests drive the macOS platform on Linux through it); returns the undo. */
+export function usePlatform(replacement: Platform): () => void {
+  const previous = platform
+  platform = replacement
+  selfProbe = undefined
+  return () => {
+    platform = previous
+    selfProbe = undefined
+  }
+}
 
 const selfPid = process.pid
 let selfProbe: ProcessProbe | undefined
 
-/** Inspect `pid`; pids ≤ 0 are never probed (kill(0) and kill(-1) address groups, not a process). */
-export function inspectProcess(pid: number): ProcessProbe {
+/**
+ * Inspect `pid` (with `inspect`, a judgement's batch inspector, when given); pids ≤ 0 are never probed (kill(0) and
+ * kill(-1) address groups, not a process).
+ */
+export function inspectProcess(pid: number, inspect: (pid: number) => ProcessProbe = platform.inspect): ProcessProbe {
   if (!Number.isSafeInteger(pid) || pid <= 0) return GONE
   // This process is running and its start identity never changes: one /proc read serves every write it makes.
   // Only a full answer is kept; a read that failed (EMFILE at the first write) is asked again next time.
-  if (pid !== selfPid) return platform.inspect(pid)
+  if (pid !== selfPid) return inspect(pid)
   if (selfProbe) return selfProbe
-  const probe = platform.inspect(pid)
+  const probe = inspect(pid)
   if (probe.state === 'running' && probe.startTime !== null) selfProbe = probe
   return probe
 }

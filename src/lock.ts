@@ -3,8 +3,9 @@ import type { Server } from 'node:net'
 import { userInfo } from 'node:os'
 import { join } from 'node:path'
 import { RegistryError, isErrno } from './errors.js'
-import { hostName, inspectProcess } from './identity.js'
+import { hostName, inspectProcess, type ProcessProbe } from './identity.js'
 import { canonicalCwd, idOfCanonical, realPath } from './paths.js'
+import { createFileLockMechanism, lockOpenFlags, openWithExlock, type LockMechanism } from './lockfile.js'
 import { compareAndDelete, ensureDir, readEntryFile, writeAtomic } from './store.js'
 
 /** Who holds a workspace lock, as far as its side file tells. */
@@ -43,21 +44,27 @@ export const LOCK_TEMP_NAME = /^[0-9a-f]{16}\.lock\..+$/
 
 const MAX_BACKOFF_MS = 250
 
+// The folder is resolved like a cwd, so a registry folder under a symlinked parent has one address before and after it exists.
+const addressKey = (dir: string, key: string): string => createHash('sha256').update(`${realPath(dir)}\0${key}`).digest('hex').slice(0, 32)
+
 /**
- * The kernel object that is the lock of workspace `id` in registry `dir`, or null when this platform has none.
  * Linux: an abstract-namespace unix socket (freed by the kernel when its last descriptor closes, even on SIGKILL).
  * The namespace is shared by all users of a network namespace, so the uid is part of the name.
  * Windows: a named pipe, which the kernel likewise frees with its process.
  */
-function lockAddress(dir: string, id: string): string | null {
-  // The folder is resolved like a cwd, so a registry folder under a symlinked parent has one address before and after it exists.
-  const key = createHash('sha256').update(`${realPath(dir)}\0${id}`).digest('hex').slice(0, 32)
-  if (process.platform === 'linux') return `\0wsreg-lock/${process.getuid?.() ?? 0}/${key}`
-  if (process.platform === 'win32') {
-    const user = createHash('sha256').update(userInfo().username).digest('hex').slice(0, 8)
-    return `\\\\?\\pipe\\wsreg-lock-${user}-${key}`
+function socketMechanism(win32: boolean): LockMechanism {
+  return {
+    address(dir, key) {
+      if (!win32) return `\0wsreg-lock/${process.getuid?.() ?? 0}/${addressKey(dir, key)}`
+      const user = createHash('sha256').update(userInfo().username).digest('hex').slice(0, 8)
+      return `\\\\?\\pipe\\wsreg-lock-${user}-${addressKey(dir, key)}`
+    },
+    async take(address) {
+      const server = await bind(address)
+      return server && (() => new Promise<void>((resolve) => server.close(() => resolve())))
+    },
+    state: probeByConnect,
   }
-  return null
 }
 
 /** Bind the lock's address: a server when we got it, null when someone (this process included) holds it. */
@@ -73,6 +80,48 @@ async function bind(address: string): Promise<Server | null> {
       resolve(server)
     })
   })
+}
+
+/** Whether a socket or pipe lock is held, asked by connecting (the holder hangs up at once), never by binding. */
+async function probeByConnect(address: string): Promise<'held' | 'free'> {
+  const { connect } = await import('node:net')
+  return new Promise((resolve) => {
+    const socket = connect({ path: address })
+    socket.once('connect', () => {
+      socket.destroy()
+      resolve('held')
+    })
+    socket.once('error', () => resolve('free'))
+  })
+}
+
+/** This platform's lock: a socket or pipe (Linux, Windows), a file taken with O_EXLOCK (macOS, BSDs), or none. */
+function platformMechanism(): LockMechanism | null {
+  if (process.platform === 'linux' || process.platform === 'win32') return socketMechanism(process.platform === 'win32')
+  return lockOpenFlags(process.platform) === null ? null : createFileLockMechanism(openWithExlock())
+}
+
+let mechanism: LockMechanism | null = platformMechanism()
+
+/** Replace the lock mechanism (tests run the macOS lock-file protocol on Linux through this); returns the undo. */
+export function useLockMechanism(replacement: LockMechanism | null): () => void {
+  const previous = mechanism
+  mechanism = replacement
+  plainLocks.clear()
+  return () => {
+    mechanism = previous
+    plainLocks.clear()
+  }
+}
+
+/** The address of lock `key` (a workspace id, or `name\0<name>`) in registry `dir`, or null when this platform has no lock. */
+function lockAddress(dir: string, key: string): string | null {
+  return mechanism === null ? null : mechanism.address(dir, key)
+}
+
+/** Remove lock files a killed holder left (macOS, BSDs), each only after taking its lock: their paths. */
+export function sweepLockFiles(dir: string, dryRun: boolean): string[] {
+  return mechanism?.sweep?.(dir, dryRun) ?? []
 }
 
 // Waits run on the monotonic clock: a wall-clock step (NTP, a suspended VM, an admin) neither stalls nor cuts them short.
@@ -92,7 +141,7 @@ export function checkWait(waitMs: number): void {
 function unsupported(): RegistryError {
   return new RegistryError(
     'E_UNSUPPORTED',
-    `Workspace locks need an abstract unix socket (Linux) or a named pipe (Windows); ${process.platform} has neither, and a lock file would need a staleness guess. See https://github.com/wsreg/workspace-registry/blob/main/docs/decisions.md.`,
+    `Workspace locks need an abstract unix socket (Linux), a named pipe (Windows) or open(2) with O_EXLOCK (macOS, BSDs); ${process.platform} has none of them, and a lock file without a kernel lock would need a staleness guess. See https://github.com/wsreg/workspace-registry/blob/main/docs/decisions.md.`,
   )
 }
 
@@ -106,11 +155,11 @@ export async function acquireLock(dir: string, cwd: string, options: LockOptions
   const canonical = canonicalCwd(cwd)
   const id = idOfCanonical(canonical)
   const address = lockAddress(dir, id)
-  if (address === null) throw unsupported()
+  if (mechanism === null || address === null) throw unsupported()
   const deadline = monotonicMs() + waitMs
   for (let delay = 5; ; delay = Math.min(delay * 2, MAX_BACKOFF_MS)) {
-    const server = await bind(address)
-    if (server) return hold(server, dir, id, forClaim ? undefined : address)
+    const letGo = await mechanism.take(address)
+    if (letGo) return hold(letGo, dir, id, forClaim ? undefined : address)
     const remaining = deadline - monotonicMs()
     if (remaining <= 0) {
       const holder = await holderOf(dir, id)
@@ -144,11 +193,11 @@ async function holderOf(dir: string, id: string): Promise<LockHolder | undefined
 export async function acquireNameLock(dir: string, name: string, waitMs: number): Promise<HeldLock | null> {
   // A NUL cannot occur in a workspace id, so a name never shares an address with a workspace.
   const address = lockAddress(dir, `name\0${name}`)
-  if (address === null) throw unsupported()
+  if (mechanism === null || address === null) throw unsupported()
   const deadline = monotonicMs() + waitMs
   for (let delay = 2; ; delay = Math.min(delay * 2, 50)) {
-    const server = await bind(address)
-    if (server) return { release: () => new Promise((resolve) => server.close(() => resolve())) }
+    const letGo = await mechanism.take(address)
+    if (letGo) return { release: letGo }
     const remaining = deadline - monotonicMs()
     if (remaining <= 0) return null
     await sleep(Math.min(remaining, delay * (0.5 + Math.random())))
@@ -185,7 +234,7 @@ export function adoptLock(dir: string, cwd: string): HeldLock | null {
 }
 
 /** `plainAddress`: the address of a plain lock (not a claim's), which a claim of this process may adopt. */
-function hold(server: Server, dir: string, id: string, plainAddress: string | undefined): HeldLock {
+function hold(kernelLetGo: () => Promise<void>, dir: string, id: string, plainAddress: string | undefined): HeldLock {
   const holder: Record<string, unknown> = { pid: process.pid, host: hostName(), since: new Date().toISOString(), pidStartTime: inspectProcess(process.pid).startTime }
   const plain: PlainLock | undefined = plainAddress === undefined ? undefined : { adopted: false }
   if (plain === undefined) holder.claim = true
@@ -202,18 +251,17 @@ function hold(server: Server, dir: string, id: string, plainAddress: string | un
   let released: Promise<void> | undefined
   return {
     release() {
-      const letGo = () =>
-        new Promise<void>((resolve) => {
-          // Drop the side file while still holding, and only if it is still ours.
-          if (wrote) {
-            try {
-              compareAndDelete(dir, LOCK_FILE(id), Buffer.from(record))
-            } catch {
-              // the kernel lock is what counts
-            }
+      const letGo = () => {
+        // Drop the side file while still holding, and only if it is still ours.
+        if (wrote) {
+          try {
+            compareAndDelete(dir, LOCK_FILE(id), Buffer.from(record))
+          } catch {
+            // the kernel lock is what counts
           }
-          server.close(() => resolve())
-        })
+        }
+        return kernelLetGo()
+      }
       if (released) return released
       if (plainAddress !== undefined) plainLocks.delete(plainAddress)
       // A claim of this process still uses this lock: it stays held (the claim stays exclusive) until that claim lets go.
@@ -243,8 +291,8 @@ function parseRecord(bytes: Buffer): HolderRecord | undefined {
 }
 
 /** Whether the process a side file names has ended (or its pid was reused); one whose identity is hidden has not. */
-function holderEnded(record: HolderRecord): boolean {
-  const probe = inspectProcess(record.pid)
+function holderEnded(record: HolderRecord, inspect?: (pid: number) => ProcessProbe): boolean {
+  const probe = inspectProcess(record.pid, inspect)
   if (probe.state === 'gone' || probe.state === 'zombie') return true
   return typeof record.pidStartTime === 'string' && probe.startTime !== null && probe.startTime !== record.pidStartTime
 }
@@ -263,28 +311,20 @@ export function lockHolder(dir: string, id: string): LockHolder | undefined {
 
 /**
  * The bytes of workspace `id`'s side file when it names a process of this host that has ended (a SIGKILLed
- * holder's leftover), else null. Deleting exactly these bytes (compare-and-delete) is safe: a new holder
+ * holder's leftover), else null (`inspect`: a judgement's batch inspector). Deleting exactly these bytes (compare-and-delete) is safe: a new holder
  * writes a new record, and the kernel lock never depended on the file.
  */
-export function staleLockRecord(dir: string, id: string): Buffer | null {
+export function staleLockRecord(dir: string, id: string, inspect?: (pid: number) => ProcessProbe): Buffer | null {
   const read = readEntryFile(join(dir, LOCK_FILE(id)))
   if (read.kind !== 'ok') return null
   const record = parseRecord(read.bytes)
   if (!record || record.host !== hostName()) return null
-  return holderEnded(record) ? read.bytes : null
+  return holderEnded(record, inspect) ? read.bytes : null
 }
 
-/** Whether workspace `id` is locked right now, asked without taking the lock (a connect, which the holder hangs up on). */
+/** Whether workspace `id` is locked right now, asked without keeping the lock (sockets: a connect; lock files: a brief take). */
 export async function lockState(dir: string, id: string): Promise<'held' | 'free' | 'unsupported'> {
   const address = lockAddress(dir, id)
-  if (address === null) return 'unsupported'
-  const { connect } = await import('node:net')
-  return new Promise((resolve) => {
-    const socket = connect({ path: address })
-    socket.once('connect', () => {
-      socket.destroy()
-      resolve('held')
-    })
-    socket.once('error', () => resolve('free'))
-  })
+  if (mechanism === null || address === null) return 'unsupported'
+  return mechanism.state(address)
 }

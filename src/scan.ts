@@ -1,10 +1,10 @@
 import { lstatSync, readdirSync } from 'node:fs'
-import { join, sep } from 'node:path'
+import { basename, join, sep } from 'node:path'
 import { parseEntry, serializeEntry, type Entry } from './entry.js'
 import { isErrno } from './errors.js'
 import { appendHistory, endOf, quarantineOf, type HistoryInput } from './history.js'
 import { pickWinner, upgradeLegacy, type Candidate } from './legacy.js'
-import { LOCK_FILE, LOCK_FILE_NAME, LOCK_TEMP_NAME, staleLockRecord } from './lock.js'
+import { LOCK_FILE, LOCK_FILE_NAME, LOCK_TEMP_NAME, staleLockRecord, sweepLockFiles } from './lock.js'
 import { ENTRY_NAME, TEMP_NAME } from './paths.js'
 import { Judge, isPrunable, type StatusReason } from './status.js'
 import {
@@ -218,7 +218,11 @@ export class Folder {
           result.report.push({ id: name.slice(0, 16), cwd: null, path: this.path(name), reason: 'stale-temp' })
         }
       }
-      for (const name of locks) this.#dropStaleLockRecord(name.slice(0, 16), options, result)
+      for (const name of locks) this.#dropStaleLockRecord(name.slice(0, 16), judge, options, result)
+    }
+    // Lock files (macOS, BSDs) are taken to be judged, so only an explicit prune looks at them, never a list.
+    if (options.prune && options.quarantine) {
+      for (const path of sweepLockFiles(this.dir, options.dryRun ?? false)) result.report.push({ id: basename(path).slice(0, 16), cwd: null, path, reason: 'stale-lock' })
     }
     if (options.quarantine) {
       for (const file of result.corrupt) {
@@ -367,8 +371,8 @@ export class Folder {
   }
 
   /** A lock side file left by a SIGKILLed holder would otherwise stay forever (only messages ever read it). */
-  #dropStaleLockRecord(id: string, options: ScanOptions, result: ScanResult): void {
-    const stale = staleLockRecord(this.dir, id)
+  #dropStaleLockRecord(id: string, judge: Judge, options: ScanOptions, result: ScanResult): void {
+    const stale = staleLockRecord(this.dir, id, (pid) => judge.probe(pid))
     if (!stale) return
     const item: PruneItem = { id, cwd: null, path: join(this.dir, LOCK_FILE(id)), reason: 'stale-lock' }
     if (options.dryRun || compareAndDelete(this.dir, LOCK_FILE(id), stale) === 'deleted') result.report.push(item)

@@ -65,6 +65,8 @@ export class Judge {
   readonly timeNamespace = platform.timeNamespace()
   readonly trashDirs: string[]
   readonly #probes = new Map<number, ProcessProbe>()
+  // One snapshot of every process per judgement where identities cost a process (macOS ps); direct reads elsewhere.
+  readonly #inspect = platform.batch()
 
   /**
    * @param marker file that must exist inside a workspace root for it to count as present
@@ -80,7 +82,7 @@ export class Judge {
   probe(pid: number): ProcessProbe {
     let probe = this.#probes.get(pid)
     if (!probe) {
-      probe = inspectProcess(pid)
+      probe = inspectProcess(pid, this.#inspect)
       this.#probes.set(pid, probe)
     }
     return probe
