@@ -130,8 +130,16 @@ export function createFileLockMechanism(openLocked: OpenLocked): LockMechanism {
       return join(dir, LOCKS_DIR, file)
     },
     async take(path) {
-      ensureLocksDir(dirname(dirname(path)))
-      const fd = takeFile(openLocked, path, true)
+      let fd: number | null
+      try {
+        ensureLocksDir(dirname(dirname(path)))
+        fd = takeFile(openLocked, path, true)
+      } catch (error) {
+        // Unlike a socket, a lock file needs a writable registry folder.
+        if (!isErrno(error, 'EROFS', 'EACCES', 'EPERM')) throw error
+        const code = (error as NodeJS.ErrnoException).code as string
+        throw new RegistryError('E_UNSUPPORTED', `Cannot create the lock file ${path} (${code}): on this platform a workspace lock is a file in the registry folder, so the folder must be writable.`, { path })
+      }
       if (fd === null) return null
       let done = false
       return async () => {

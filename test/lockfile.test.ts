@@ -9,6 +9,7 @@ import { workspaceId } from '../src/paths.js'
 import { flockOpen } from './fixtures/flock-primitive.mjs'
 import { running, sandbox, start, until } from './children.js'
 import { refusal } from './helpers.js'
+import { missing, readOnlyView } from './faults/kit.js'
 
 type Primitive = (path: string, create: boolean) => number | null
 const primitive = (options: { between?: (path: string, fd: number) => void } = {}): Primitive => flockOpen(options)
@@ -222,6 +223,18 @@ describe('Registry with the lock-file mechanism (macOS seam, run on Linux; O_EXL
     expect(readdirSync(join(dir, LOCKS_DIR))).toEqual([workspaceId(cwd)])
     await claim.release()
     expect(readdirSync(join(dir, LOCKS_DIR))).toEqual([])
+  })
+
+  it.skipIf(missing('mount'))(`refuses to lock a read-only registry with E_UNSUPPORTED and says why, yet lists it${missing('mount')}`, async () => {
+    const { dir, cwd } = sandbox()
+    const registry = new Registry({ dir })
+    await registry.register(cwd, 'ws')
+    const view = readOnlyView(dir)
+    const error = await refusal(new Registry({ dir: view }).lock(cwd))
+    expect(error.code).toBe('E_UNSUPPORTED')
+    expect(error.message).toMatch(/EROFS.*must be writable/)
+    expect(await lockState(view, workspaceId(cwd))).toBe('free')
+    expect((await new Registry({ dir: view }).list()).map((entry) => entry.name)).toEqual(['ws'])
   })
 
   it('lists, prunes and diagnoses a folder holding .locks/: list leaves lock files alone, prune removes a killed holder’s', async () => {

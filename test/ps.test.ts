@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { Registry, type EntryInfo, type EntryRow } from '../src/index.js'
 import { usePlatform, type Platform } from '../src/identity.js'
 import { createDarwinPlatform, parseLstart, parsePsStarts } from '../src/ps.js'
-import { FIXTURES, sandbox, start } from './children.js'
+import { FIXTURES, sandbox, start, until } from './children.js'
 import { deadPid, exited, sleeper } from './helpers.js'
 
 const utc = (...parts: [number, number, number, number, number, number]) => Date.UTC(...parts) / 1000
@@ -129,6 +129,35 @@ describe('createDarwinPlatform with a ps script on PATH (macOS seam, run on Linu
     expect(new Set(rows.map((row) => row.status))).toEqual(new Set(['alive']))
     expect(ps.runs().slice(before)).toEqual(['-axo pid=,lstart='])
     expect(rows.map((row) => row.status === 'alive' && row.pidStartTime)).toContain(String(starts[0]))
+  })
+
+  it('runs ps once for a watcher’s first snapshot of 20 entries, and once per sweep', async () => {
+    const { root, dir } = sandbox()
+    const ps = fakePs(root)
+    const child = start('child.mjs', [])
+    await child.next()
+    ps.show({ [child.pid]: utc(2026, 11, 2, 9, 0, 0) })
+    const darwin = createDarwinPlatform({ env: ps.env() })
+    use({ ...darwin, inspect: () => ({ state: 'running', startTime: String(utc(2026, 11, 2, 9, 0, 0)), startedAtMs: null }) })
+    const registry = new Registry({ dir })
+    for (let i = 0; i < 20; i++) {
+      const cwd = join(root, `ws-${i}`)
+      mkdirSync(cwd)
+      await registry.write({ cwd, pid: child.pid })
+    }
+    use(darwin)
+    const before = ps.runs().length
+    const watcher = new Registry({ dir }).watch({ intervalMs: 100 })
+    try {
+      const ready = await new Promise<{ entries: unknown[] }>((resolve) => watcher.once('ready', resolve))
+      expect(ready.entries).toHaveLength(20)
+      expect(ps.runs().length - before).toBe(1)
+      await until(() => ps.runs().length - before >= 3)
+      // Every run is a whole-table snapshot: none is a per-entry `ps -p`.
+      expect(new Set(ps.runs().slice(before))).toEqual(new Set(['-axo pid=,lstart=']))
+    } finally {
+      await watcher.close()
+    }
   })
 
   it('keeps the same token when the user’s zone and locale change between two listings', async () => {
