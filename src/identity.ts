@@ -2,6 +2,7 @@ import { createRequire } from 'node:module'
 import { closeSync, openSync, readdirSync, readFileSync, readlinkSync, readSync } from 'node:fs'
 import { hostname } from 'node:os'
 import { isErrno } from './errors.js'
+import { GONE, HIDDEN, existenceOnly, signalProbe } from './probe.js'
 import { createDarwinPlatform } from './ps.js'
 
 /** What the operating system says about one pid right now. */
@@ -37,20 +38,7 @@ export interface Platform {
   batch(): (pid: number) => ProcessProbe
 }
 
-const GONE: ProcessProbe = { state: 'gone', startTime: null, startedAtMs: null }
-const HIDDEN: ProcessProbe = { state: 'hidden', startTime: null, startedAtMs: null }
 const NO_PROC: ProcessProbe = { state: 'hidden', startTime: null, startedAtMs: null, hiddenBecause: 'no-proc' }
-
-/** kill(pid, 0): only ESRCH proves the process gone; EPERM means it exists but belongs to someone else. */
-function signalProbe(pid: number): 'exists' | 'gone' | 'unknown' {
-  try {
-    process.kill(pid, 0)
-    return 'exists'
-  } catch (error) {
-    if (isErrno(error, 'ESRCH')) return 'gone'
-    return isErrno(error, 'EPERM') ? 'exists' : 'unknown'
-  }
-}
 
 /** What kill(pid, 0) alone can say: gone on ESRCH, otherwise a process whose identity we cannot read. */
 function probeBySignal(pid: number, hidden = HIDDEN): ProcessProbe {
@@ -217,12 +205,6 @@ export function createPortablePlatform(): Platform {
     timeNamespace: () => null,
     sameStart: (_pid, recorded, _recordedIn, seen) => (recorded === seen ? 'same' : 'different'),
   }
-}
-
-/** What kill(pid, 0) alone says, as a probe: running without an identity, gone on ESRCH, hidden on any other error. */
-function existenceOnly(pid: number): ProcessProbe {
-  const found = signalProbe(pid)
-  return found === 'exists' ? { state: 'running', startTime: null, startedAtMs: null } : found === 'gone' ? GONE : HIDDEN
 }
 
 function platformOf(name: string): Platform {

@@ -1,5 +1,6 @@
 import { createRequire } from 'node:module'
 import type { Platform, ProcessProbe } from './identity.js'
+import { GONE, HIDDEN, existenceOnly, signalProbe } from './probe.js'
 
 /** Options of {@link createDarwinPlatform}. */
 export interface DarwinPlatformOptions {
@@ -14,9 +15,6 @@ export interface DarwinPlatformOptions {
    */
   env?: NodeJS.ProcessEnv
 }
-
-const GONE: ProcessProbe = { state: 'gone', startTime: null, startedAtMs: null }
-const HIDDEN: ProcessProbe = { state: 'hidden', startTime: null, startedAtMs: null }
 
 const DAYS = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat']
 const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec']
@@ -56,23 +54,6 @@ export function parsePsStarts(text: string): Map<number, number | null> {
     starts.set(pid, starts.has(pid) && starts.get(pid) !== start ? null : start)
   }
   return starts
-}
-
-/** kill(pid, 0): only ESRCH proves the process gone; EPERM means it exists but belongs to someone else. */
-function signalProbe(pid: number): 'exists' | 'gone' | 'unknown' {
-  try {
-    process.kill(pid, 0)
-    return 'exists'
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code
-    return code === 'ESRCH' ? 'gone' : code === 'EPERM' ? 'exists' : 'unknown'
-  }
-}
-
-/** What kill(pid, 0) alone says when ps could not run: running without an identity, or gone on ESRCH. */
-function existenceOnly(pid: number): ProcessProbe {
-  const found = signalProbe(pid)
-  return found === 'exists' ? { state: 'running', startTime: null, startedAtMs: null } : found === 'gone' ? GONE : HIDDEN
 }
 
 /** One `ps` run: the starts it listed, or null when ps is missing, failed or timed out. */
