@@ -74,6 +74,7 @@ int main(int argc, char **argv) {
   if (!dir) return 2;
   static char buf[65536];
   long removed = 0;
+  int self = (int)getpid();
   struct dirent *d;
   while ((d = readdir(dir)) != NULL) {
     size_t len = strlen(d->d_name);
@@ -104,7 +105,7 @@ int main(int argc, char **argv) {
     }
     char aside[512];
     struct stat now;
-    snprintf(aside, sizeof aside, "%s.cad-%d-t1-%ld-abcdef01", d->d_name, (int)getpid(), removed);
+    snprintf(aside, sizeof aside, "%s.cad-%d-t1-%ld-abcdef01", d->d_name, self, removed);
     if (renameat(dirfd, d->d_name, dirfd, aside) == 0) {
       if (fstatat(dirfd, aside, &now, AT_SYMLINK_NOFOLLOW) == 0 && now.st_ino == judged.st_ino && now.st_dev == judged.st_dev &&
           now.st_size == judged.st_size && now.st_mtim.tv_sec == judged.st_mtim.tv_sec && now.st_mtim.tv_nsec == judged.st_mtim.tv_nsec) {
