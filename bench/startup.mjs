@@ -1,7 +1,9 @@
 // `npm run bench:startup`: `wsreg ls --json` at 100 entries as a whole process (spawn included) against a minimal
 // dependency-free single-file ls doing the same judgement (bench/fixtures/min-ls.cjs) and `node -e 0`, in alternating
 // rounds. Wall time: median (min–max); CPU: the children's user+sys per run (from /proc/self/stat, summed per side).
-// Options: --rounds N (default 30), --entries N (default 100), --bin <file> (another wsreg bin to measure).
+// Options: --rounds N (default 30), --entries N (default 100), --bin <file> (another wsreg bin to measure),
+// --instructions (also count each side's user-space instructions once under valgrind: slow, ~10 s a run, but the same
+// on a loaded machine, where wall and CPU times of 100-200 ms processes move by 20% from run to run).
 import { spawnSync } from 'node:child_process'
 import { mkdtempSync, readFileSync, realpathSync, rmSync } from 'node:fs'
 import { loadavg, tmpdir } from 'node:os'
@@ -13,7 +15,7 @@ import { buildRegistry, killAllStarted, makeWorkspaces, startOwners, stopOwners 
 import { formatTable, summarize } from './harness.mjs'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
-const { values } = parseArgs({ options: { rounds: { type: 'string' }, entries: { type: 'string' }, bin: { type: 'string' } } })
+const { values } = parseArgs({ options: { rounds: { type: 'string' }, entries: { type: 'string' }, bin: { type: 'string' }, instructions: { type: 'boolean' } } })
 const rounds = Number(values.rounds ?? 30)
 const entries = Number(values.entries ?? 100)
 const bin = values.bin ?? join(ROOT, 'dist', 'cli', 'wsreg.cjs')
@@ -70,6 +72,21 @@ const rows = [
   { n: entries, op: 'CPU per run: ours vs min ls', text: `${perRun('ours').median.toFixed(1)} ms`, baseText: `${perRun('min').median.toFixed(1)} ms`, ratio: cpu.ours / cpu.min, target: '≤ 1.05×' },
   { n: entries, op: 'CPU per run: node -e 0', text: `${perRun('node').median.toFixed(1)} ms`, baseText: '-' },
 ]
+if (values.instructions) {
+  // Instructions executed in user space (cachegrind's "I refs"), all threads; two runs per side, the lower kept.
+  const count = (args) => {
+    const result = spawnSync('valgrind', ['--tool=cachegrind', '--cache-sim=no', '--cachegrind-out-file=/dev/null', process.execPath, ...args], { encoding: 'utf8', stdio: ['ignore', 'ignore', 'pipe'] })
+    const match = /I\s+refs:\s+([\d,]+)/.exec(result.stderr ?? '')
+    return match ? Number(match[1].replaceAll(',', '')) : Number.NaN
+  }
+  const ir = Object.fromEntries(names.map((side) => [side, Math.min(count(sides[side]), count(sides[side]))]))
+  if (Number.isNaN(ir.ours)) console.log('(no valgrind: instructions not counted)')
+  else {
+    const mega = (side) => `${(ir[side] / 1e6).toFixed(0)} M`
+    rows.push({ n: entries, op: 'instructions: ours vs min ls', text: mega('ours'), baseText: mega('min'), ratio: ir.ours / ir.min, target: '≤ 1.05×' })
+    rows.push({ n: entries, op: 'instructions: min ls vs node -e 0', text: mega('min'), baseText: mega('node'), ratio: ir.min / ir.node })
+  }
+}
 console.log(formatTable(rows))
 console.log(`${rounds} alternating rounds; load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}; node ${process.version}`)
 await stopOwners(owners)
