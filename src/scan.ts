@@ -211,6 +211,7 @@ export class Folder {
         locks.push(name)
       }
     }
+    names.length = 0 // the Dirents are garbage from here: not kept (and traced) while every file is read
     const judge = new Judge(this.marker, this.leaseGraceMs)
     this.#checked = checked
     const debris: string[] = []
