@@ -86,8 +86,11 @@ export function byNameThenCwd(a: Candidate, b: Candidate): number {
  */
 export class Folder {
   readonly #prefix: string
-  /** Entry files of the scan under way that the folder listing did not show as regular files. */
-  #checked: ReadonlySet<string> = new Set()
+  /**
+   * While a scan reads the files it listed: those the listing did not show as regular files. Unset otherwise, so a
+   * lone read (`resolve`) reads every file with all the checks.
+   */
+  #irregular: ReadonlySet<string> | undefined
 
   constructor(
     readonly dir: string,
@@ -194,12 +197,12 @@ export class Folder {
     const groups = new Map<string, string | string[]>()
     const temps: string[] = []
     const locks: string[] = []
-    const checked = new Set<string>()
+    const irregular = new Set<string>()
     for (const dirent of names) {
       const name = dirent.name
       const match = ENTRY_NAME.exec(name)
       if (match) {
-        if (!dirent.isFile()) checked.add(name)
+        if (!dirent.isFile()) irregular.add(name)
         const id = match[1] as string
         const files = groups.get(id)
         if (files === undefined) groups.set(id, name)
@@ -213,7 +216,6 @@ export class Folder {
     }
     names.length = 0 // the Dirents are garbage from here: not kept (and traced) while every file is read
     const judge = new Judge(this.marker, this.leaseGraceMs)
-    this.#checked = checked
     const debris: string[] = []
     for (const name of temps) {
       const handled = this.#restoreAside(name, judge, options, result)
@@ -222,7 +224,12 @@ export class Folder {
       // Where the aside is not put back (no pruning, a dry run, a read-only folder), it is read in place of the missing entry file.
       if (typeof handled === 'string' && !groups.has(handled.slice(0, 16))) groups.set(handled.slice(0, 16), handled)
     }
-    for (const [id, files] of groups) this.#resolveGroup(id, typeof files === 'string' ? [files] : files, judge, options, result)
+    this.#irregular = irregular
+    try {
+      for (const [id, files] of groups) this.#resolveGroup(id, typeof files === 'string' ? [files] : files, judge, options, result)
+    } finally {
+      this.#irregular = undefined
+    }
     if (options.prune) {
       const now = Date.now()
       for (const name of debris) {
@@ -253,7 +260,8 @@ export class Folder {
     for (const file of files) {
       const legacy = file.charAt(16) === '-' // `<16 hex>-<pid>.json`; a canonical file (or its aside) has a dot there
       const path = this.path(file)
-      const { read, parsed } = this.#readFile(path, id, legacy, judge, options.mtimes === true || legacy || this.#checked.has(file))
+      const quick = this.#irregular !== undefined && !this.#irregular.has(file) && !legacy && options.mtimes !== true
+      const { read, parsed } = this.#readFile(path, id, legacy, judge, !quick)
       if (read.kind === 'missing') continue
       if (read.kind === 'unreadable') {
         // Not corrupt, not gone: skipped by lists (doctor reports it), never moved; a caller about to write fails.

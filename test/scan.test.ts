@@ -1,7 +1,7 @@
 // Lists read entry files without `fstat` (readEntryQuick): the files that check used to refuse must be refused the
 // same, with the same problem, and none of them may hang a list or be read as an entry.
 import { execFileSync } from 'node:child_process'
-import { closeSync, constants, mkdirSync, openSync, readFileSync, readSync, symlinkSync, writeFileSync, writeSync } from 'node:fs'
+import { closeSync, constants, mkdirSync, openSync, readFileSync, readSync, rmSync, symlinkSync, writeFileSync, writeSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { MAX_ENTRY_BYTES, serializeEntry, type Entry } from '../src/entry.js'
@@ -88,5 +88,24 @@ describe('list and prune on a hostile folder', () => {
       closeSync(writer)
     }
     expect(readFileSync(join(dir, `${big.id}.json`), 'utf8')).toBe(serializeEntry(big))
+  })
+
+  it('read(cwd) never takes a FIFO with a writer at its entry name for the entry either', async () => {
+    const { dir, ws } = sandbox()
+    const registry = new Registry({ dir })
+    const entry = await registry.write({ cwd: ws })
+    const file = join(dir, `${entry.id}.json`)
+    const bytes = readFileSync(file, 'utf8')
+    rmSync(file)
+    execFileSync('mkfifo', [file])
+    const writer = openSync(file, constants.O_RDWR | constants.O_NONBLOCK)
+    try {
+      writeSync(writer, bytes)
+      expect(await registry.read(ws)).toBeUndefined()
+      const left = Buffer.alloc(bytes.length + 1)
+      expect(left.toString('utf8', 0, readSync(writer, left))).toBe(bytes)
+    } finally {
+      closeSync(writer)
+    }
   })
 })
