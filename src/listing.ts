@@ -12,6 +12,7 @@ export class Listing {
   #files = new Map<string, string>()
   /** Legacy file names by id; only ids that have some. */
   #legacy = new Map<string, Set<string>>()
+  #doubted = false
 
   /** How many files and legacy ids are remembered. */
   get size(): { files: number; legacy: number } {
@@ -44,6 +45,12 @@ export class Listing {
   /** Forget a file's identity only (it could not be read): the next look reads it again. */
   doubt(file: string): void {
     this.#files.delete(file)
+    this.#doubted = true
+  }
+
+  /** Whether a file could not be read since the last look began: the next look must not be skipped. */
+  get doubted(): boolean {
+    return this.#doubted
   }
 
   /** Forget every identity (another folder took this one's place). */
@@ -57,6 +64,7 @@ export class Listing {
    * caller can pause there.
    */
   *look(dir: string | undefined, tracked: Iterable<string>, slice: number): Generator<void, Set<string>> {
+    this.#doubted = false
     let names: string[] = []
     if (dir !== undefined) {
       try {

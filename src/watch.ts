@@ -1,5 +1,5 @@
 import { EventEmitter, errorMonitor } from 'node:events'
-import { lstatSync, watch, type FSWatcher } from 'node:fs'
+import { lstatSync, watch, type FSWatcher, type Stats } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { parseEntry, type Entry } from './entry.js'
 import { RegistryError, isErrno } from './errors.js'
@@ -8,6 +8,7 @@ import { Listing, fileIdentity } from './listing.js'
 import { HISTORY_NAME } from './history.js'
 import { ENTRY_NAME, TEMP_NAME } from './paths.js'
 import { Judge, isRunning, type Verdict } from './status.js'
+import type { ProcessProbe } from './identity.js'
 import { dirProblem, readEntryFile, type FileRead } from './store.js'
 import { iterateEvents, type RegistryWatcherEvents } from './events.js'
 import { transition, type RegistryEvent, type WatchedEntry } from './transition.js'
@@ -15,8 +16,11 @@ import { transition, type RegistryEvent, type WatchedEntry } from './transition.
 /** Options of {@link RegistryWatcher} (`registry.watch(options)`). */
 export interface WatchOptions {
   /**
-   * How often owners are re-checked for liveness (a SIGKILLed owner touches no file), and, when
-   * polling, how often the folder is re-read.
+   * How often the sweep runs: each sweep re-checks the folder's safety and every owner's liveness (one
+   * `/proc` read per distinct pid; a SIGKILLed owner touches no file), and re-reads the folder listing when
+   * the folder changed (when polling, that is how changes are found). Workspace folders (vanished cwd,
+   * marker, Trash) are re-checked over {@link CWD_SWEEPS} sweeps, and the whole listing at least every
+   * {@link LOOK_SWEEPS} sweeps.
    * @default 2000
    */
   intervalMs?: number
@@ -46,6 +50,8 @@ interface Tracked {
   verdict: Verdict
   /** File mtime, which judges legacy entries that carry no start identity. */
   mtimeMs: number
+  /** The owner probe the verdict was made with ({@link probeKey}): a sweep re-judges the entry when its owner's probe differs. */
+  probe: string
 }
 
 /** What a watcher holds in memory, and how many sweeps it finished: for tests of its bounds, not a public API. */
@@ -58,6 +64,8 @@ export interface WatcherState {
   legacy: number
   /** Sweeps finished so far. */
   sweeps: number
+  /** Sweeps that re-read the folder listing (the others found the folder unchanged and rested). */
+  looks: number
 }
 
 /** Read a watcher's {@link WatcherState} (internal: not exported from the package). */
@@ -65,6 +73,21 @@ export let watcherState: (watcher: RegistryWatcher) => WatcherState
 
 // Sweeps judge this many entries per turn of the event loop, so file events are never held up long.
 const SWEEP_CHUNK = 500
+
+/**
+ * An unchanged folder stat is trusted only when the folder's mtime was this much older than the look that
+ * recorded it: timestamps are coarse (a jiffy on ext4 without multigrain timestamps, two seconds on FAT), so an
+ * entry renamed in during the same tick as the last change leaves mtime, ctime and size as they were ("racy git").
+ */
+export const RACY_MS = 3000
+/** Every entry's workspace folder (cwd gone, marker, Trash) is re-checked over this many sweeps, a slice per sweep. */
+export const CWD_SWEEPS = 5
+/**
+ * The listing is re-read and every file's identity compared at least every this many sweeps, even in an unchanged
+ * folder: the backstop for what the folder's stat cannot show (an in-place rewrite lost in an inotify overflow,
+ * a remote filesystem whose clock is far behind ours).
+ */
+export const LOOK_SWEEPS = 15
 
 /**
  * Watches one registry folder (one native watch on the folder, never one per file) and reports
@@ -101,10 +124,19 @@ export class RegistryWatcher extends EventEmitter<RegistryWatcherEvents> impleme
   #ready = false
   #closed = false
   #sweeps = 0
+  #looks = 0
+  /** The folder's stat at the last complete look, when it may be trusted to show any later change (see {@link RACY_MS}). */
+  #restStamp: string | undefined
+  /** The folder's stat taken by the latest {@link RegistryWatcher.#checkFolder}, and when. */
+  #folderStat: Stats | undefined
+  #folderStatAt = 0
+  #sweepsSinceLook = 0
+  /** The machine's identity at the last sweep (host, boot, namespaces, Trash): a change re-judges everything. */
+  #machine: string | undefined
   readonly #onAbort = (): void => void this.close()
 
   static {
-    watcherState = (watcher) => ({ entries: watcher.#snapshot.size, ...watcher.#listing.size, sweeps: watcher.#sweeps })
+    watcherState = (watcher) => ({ entries: watcher.#snapshot.size, ...watcher.#listing.size, sweeps: watcher.#sweeps, looks: watcher.#looks })
   }
 
   constructor(location: { dir: string; marker?: string | undefined; leaseGraceMs?: number | undefined }, options: WatchOptions = {}) {
@@ -238,7 +270,10 @@ export class RegistryWatcher extends EventEmitter<RegistryWatcherEvents> impleme
    * asked or when it changed. False while it is unsafe: then nothing is read, so the snapshot stays as it was.
    */
   #checkFolder(judge: Judge, reread: boolean): boolean {
+    // The time is taken before the stat, so the racy test below errs towards distrust.
+    this.#folderStatAt = Date.now()
     const stat = lstatSync(this.dir, { throwIfNoEntry: false })
+    this.#folderStat = stat
     const problem = stat ? dirProblem(this.dir) : null
     if (problem) {
       // Entries from a folder others can write could make us report (and tools act on) planted owners;
@@ -269,17 +304,40 @@ export class RegistryWatcher extends EventEmitter<RegistryWatcherEvents> impleme
   }
 
   /**
+   * Whether the folder is unchanged since the last complete look, so its listing need not be read again: the same
+   * inode, mtime, ctime and size, recorded when its mtime was already old enough to show any later change, and no
+   * file whose read failed waiting to be read again.
+   */
+  #resting(): boolean {
+    return this.#restStamp !== undefined && this.#restStamp === this.#stampNow() && !this.#listing.doubted
+  }
+
+  /** The folder's stat from the latest check, as a stamp that may be trusted ({@link RACY_MS}), or undefined. */
+  #stampNow(): string | undefined {
+    const stat = this.#folderStat
+    if (stat === undefined || this.#dirIno === undefined || stat.ino !== this.#dirIno) return undefined
+    const age = this.#folderStatAt - stat.mtimeMs
+    if (!(age > RACY_MS)) return undefined // recent, or in the future (a skewed clock): no proof of rest
+    return `${stat.ino}:${stat.mtimeMs}:${stat.ctimeMs}:${stat.size}`
+  }
+
+  /**
    * Refresh every workspace whose files appeared, vanished or changed identity since the last look. Lost file
-   * events (an inotify overflow) hide rewrites, so the sweep runs this whether events come or not; it yields
-   * every {@link SWEEP_CHUNK} files, and the sweep pauses there so file events are never held up long.
+   * events (an inotify overflow) hide rewrites, so the sweep runs this whether events come or not, unless the
+   * folder is resting; it yields every {@link SWEEP_CHUNK} files, and the sweep pauses there so file events are
+   * never held up long. The folder's stat, taken before the listing, is the stamp of this look once it completes.
    */
   *#compare(judge: Judge): Generator<void, void> {
+    const stamp = this.#stampNow()
+    this.#restStamp = undefined
     const changed = yield* this.#listing.look(this.#dirIno === undefined ? undefined : this.dir, this.#snapshot.keys(), SWEEP_CHUNK)
     let refreshed = 0
     for (const id of changed) {
       this.#refresh(id, judge)
       if (++refreshed % SWEEP_CHUNK === 0) yield
     }
+    this.#restStamp = stamp
+    this.#sweepsSinceLook = 0
   }
 
   /** Read the files of one workspace, pick the one that speaks for it, and report what changed. */
@@ -309,7 +367,7 @@ export class RegistryWatcher extends EventEmitter<RegistryWatcherEvents> impleme
       candidates.push({ file, legacy, bytes: read.bytes, entry: parsed.entry, mtimeMs: read.mtimeMs, verdict: judge.judge(parsed.entry, read.mtimeMs) })
     }
     const winner = pickWinner(candidates)
-    this.#apply(id, winner && { entry: winner.entry, verdict: winner.verdict, mtimeMs: winner.mtimeMs }, judge)
+    this.#apply(id, winner && { entry: winner.entry, verdict: winner.verdict, mtimeMs: winner.mtimeMs, probe: probeKey(winner.entry, judge) }, judge)
   }
 
   #apply(id: string, next: Tracked | undefined, judge: Judge): void {
@@ -325,7 +383,13 @@ export class RegistryWatcher extends EventEmitter<RegistryWatcherEvents> impleme
     }
   }
 
-  /** The periodic pass: the folder's existence and safety, every entry file's identity (lost or no events), and every owner's liveness. */
+  /**
+   * The periodic pass. Every sweep: the folder's existence and safety, and every owner's liveness (one probe per
+   * distinct pid; an entry is re-judged when its owner's probe differs from the one it was judged with, or when its
+   * verdict depends on the clock: a lease, a legacy entry with no start identity). The listing and every entry
+   * file's identity (lost or no events) when the folder changed, and at least every {@link LOOK_SWEEPS} sweeps.
+   * Every entry in full (workspace folder, marker, Trash) over {@link CWD_SWEEPS} sweeps, a slice each time.
+   */
   async #sweep(): Promise<void> {
     if (this.#sweeping || this.#closed) return
     this.#sweeping = true
@@ -333,24 +397,36 @@ export class RegistryWatcher extends EventEmitter<RegistryWatcherEvents> impleme
       const judge = new Judge(this.#marker, this.#leaseGraceMs)
       if (!this.#checkFolder(judge, false)) return
       const folder = this.#dirIno
-      for (const _ of this.#compare(judge)) {
-        await new Promise<void>((resolve) => setImmediate(resolve))
-        // Closed, replaced or unsafe meanwhile: that look re-read the folder, and this pass is stale.
-        if (this.#closed || this.#unsafe || this.#dirIno !== folder) return
+      if (++this.#sweepsSinceLook >= LOOK_SWEEPS || !this.#resting()) {
+        this.#looks++
+        for (const _ of this.#compare(judge)) {
+          await new Promise<void>((resolve) => setImmediate(resolve))
+          // Closed, replaced or unsafe meanwhile: that look re-read the folder, and this pass is stale.
+          if (this.#closed || this.#unsafe || this.#dirIno !== folder) return
+        }
       }
-      const ids = [...this.#snapshot.keys()]
-      for (let start = 0; start < ids.length; start += SWEEP_CHUNK) {
-        if (start > 0) {
+      const machine = `${judge.host}\0${judge.bootId}\0${judge.pidNamespace}\0${judge.timeNamespace}\0${judge.trashDirs.join('\0')}`
+      const everything = machine !== this.#machine
+      this.#machine = machine
+      const slice = this.#sweeps % CWD_SWEEPS
+      const probes = new Map<number, string>()
+      let judged = 0
+      // Map iteration is live: entries added or removed by file events while the sweep pauses are seen or skipped.
+      for (const [id, tracked] of this.#snapshot) {
+        const { entry } = tracked
+        let probe = probes.get(entry.pid)
+        if (probe === undefined) probes.set(entry.pid, (probe = probeKey(entry, judge)))
+        const due = everything || probe !== tracked.probe || sliceOf(id) === slice || (entry.pid !== 0 && (entry.leaseUntil !== undefined || entry.pidStartTime === null))
+        if (!due) continue
+        const verdict = judge.judge(entry, tracked.mtimeMs)
+        if (verdict.status !== tracked.verdict.status || verdict.reason !== tracked.verdict.reason) {
+          this.#apply(id, { ...tracked, verdict, probe }, judge)
+        } else {
+          tracked.probe = probe
+        }
+        if (++judged % SWEEP_CHUNK === 0) {
           await new Promise<void>((resolve) => setImmediate(resolve))
           if (this.#closed) return
-        }
-        for (const id of ids.slice(start, start + SWEEP_CHUNK)) {
-          const tracked = this.#snapshot.get(id)
-          if (!tracked) continue
-          const verdict = judge.judge(tracked.entry, tracked.mtimeMs)
-          if (verdict.status !== tracked.verdict.status || verdict.reason !== tracked.verdict.reason) {
-            this.#apply(id, { ...tracked, verdict }, judge)
-          }
         }
       }
     } catch (error) {
@@ -368,6 +444,24 @@ export class RegistryWatcher extends EventEmitter<RegistryWatcherEvents> impleme
     if (this.listenerCount('error') > 0) this.emit('error', failure)
     else (this as EventEmitter).emit(errorMonitor, failure)
   }
+}
+
+/**
+ * What a judgement of `entry` learned from its owner's process: state and start identity, the same for every entry
+ * of one pid. Entries with no local process to probe (idle rows, other hosts) have none.
+ */
+function probeKey(entry: Entry, judge: Judge): string {
+  if (entry.pid === 0 || entry.host !== judge.host) return ''
+  return keyOf(judge.probe(entry.pid))
+}
+
+function keyOf(probe: ProcessProbe): string {
+  return `${probe.state}:${probe.startTime}:${probe.startedAtMs}:${probe.hiddenBecause ?? ''}`
+}
+
+/** Which of the {@link CWD_SWEEPS} slices an id is re-judged in full with (ids are hex digests: spread evenly). */
+function sliceOf(id: string): number {
+  return (id.charCodeAt(id.length - 1) + id.charCodeAt(id.length - 2)) % CWD_SWEEPS
 }
 
 function nearestExisting(path: string): string | undefined {
