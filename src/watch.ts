@@ -50,8 +50,6 @@ interface Tracked {
   verdict: Verdict
   /** File mtime, which judges legacy entries that carry no start identity. */
   mtimeMs: number
-  /** The owner probe the verdict was made with ({@link probeKey}): a sweep re-judges the entry when its owner's probe differs. */
-  probe: string
 }
 
 /** What a watcher holds in memory, and how many sweeps it finished: for tests of its bounds, not a public API. */
@@ -70,6 +68,8 @@ export interface WatcherState {
 
 /** Read a watcher's {@link WatcherState} (internal: not exported from the package). */
 export let watcherState: (watcher: RegistryWatcher) => WatcherState
+/** Run a sweep now, as the timer would (internal, for tests that must look between two changes in one clock tick). */
+export let sweepNow: (watcher: RegistryWatcher) => Promise<void>
 
 // Sweeps judge this many entries per turn of the event loop, so file events are never held up long.
 const SWEEP_CHUNK = 500
@@ -81,13 +81,13 @@ const SWEEP_CHUNK = 500
  */
 export const RACY_MS = 3000
 /** Every entry's workspace folder (cwd gone, marker, Trash) is re-checked over this many sweeps, a slice per sweep. */
-export const CWD_SWEEPS = 5
+export const CWD_SWEEPS = 15
 /**
  * The listing is re-read and every file's identity compared at least every this many sweeps, even in an unchanged
  * folder: the backstop for what the folder's stat cannot show (an in-place rewrite lost in an inotify overflow,
  * a remote filesystem whose clock is far behind ours).
  */
-export const LOOK_SWEEPS = 15
+export const LOOK_SWEEPS = 30
 
 /**
  * Watches one registry folder (one native watch on the folder, never one per file) and reports
@@ -133,9 +133,18 @@ export class RegistryWatcher extends EventEmitter<RegistryWatcherEvents> impleme
   #sweepsSinceLook = 0
   /** The machine's identity at the last sweep (host, boot, namespaces, Trash): a change re-judges everything. */
   #machine: string | undefined
+  /** Workspaces by owner pid (pid > 0), so a sweep probes each owner once and re-judges only the entries of owners that changed. */
+  readonly #byPid = new Map<number, Set<string>>()
+  /** The probe ({@link keyOf}) every entry of a pid was last judged with; absent when some were judged otherwise. */
+  readonly #pidKeys = new Map<number, string>()
+  /** Workspaces whose verdict moves with the clock (a lease; a legacy entry with no start identity): judged every sweep. */
+  readonly #timed = new Set<string>()
+  /** Where the round of full judgements (workspace folders) stands: an iterator over the snapshot's ids. */
+  #cwdCursor: Iterator<string> | undefined
   readonly #onAbort = (): void => void this.close()
 
   static {
+    sweepNow = (watcher) => watcher.#sweep()
     watcherState = (watcher) => ({ entries: watcher.#snapshot.size, ...watcher.#listing.size, sweeps: watcher.#sweeps, looks: watcher.#looks })
   }
 
@@ -183,7 +192,9 @@ export class RegistryWatcher extends EventEmitter<RegistryWatcherEvents> impleme
   #start(): void {
     this.#startImmediate = undefined
     try {
-      this.#checkFolder(new Judge(this.#marker, this.#leaseGraceMs), true)
+      const judge = new Judge(this.#marker, this.#leaseGraceMs)
+      this.#machine = machineOf(judge)
+      this.#checkFolder(judge, true)
     } catch (error) {
       this.#fail(error)
     }
@@ -367,13 +378,14 @@ export class RegistryWatcher extends EventEmitter<RegistryWatcherEvents> impleme
       candidates.push({ file, legacy, bytes: read.bytes, entry: parsed.entry, mtimeMs: read.mtimeMs, verdict: judge.judge(parsed.entry, read.mtimeMs) })
     }
     const winner = pickWinner(candidates)
-    this.#apply(id, winner && { entry: winner.entry, verdict: winner.verdict, mtimeMs: winner.mtimeMs, probe: probeKey(winner.entry, judge) }, judge)
+    this.#apply(id, winner && { entry: winner.entry, verdict: winner.verdict, mtimeMs: winner.mtimeMs }, judge)
   }
 
   #apply(id: string, next: Tracked | undefined, judge: Judge): void {
     const previous = this.#snapshot.get(id)
     if (next) this.#snapshot.set(id, next)
     else this.#snapshot.delete(id)
+    this.#index(id, previous?.entry, next?.entry, judge)
     if (!this.#ready) return
     for (const event of transition(previous, next, (entry) => judge.judge(entry))) {
       if (this.#closed) return
@@ -400,34 +412,42 @@ export class RegistryWatcher extends EventEmitter<RegistryWatcherEvents> impleme
       if (++this.#sweepsSinceLook >= LOOK_SWEEPS || !this.#resting()) {
         this.#looks++
         for (const _ of this.#compare(judge)) {
-          await new Promise<void>((resolve) => setImmediate(resolve))
+          await pauseSweep()
           // Closed, replaced or unsafe meanwhile: that look re-read the folder, and this pass is stale.
           if (this.#closed || this.#unsafe || this.#dirIno !== folder) return
         }
       }
-      const machine = `${judge.host}\0${judge.bootId}\0${judge.pidNamespace}\0${judge.timeNamespace}\0${judge.trashDirs.join('\0')}`
+      let judged = 0
+      // Owners: one probe per distinct pid; the entries of an owner whose probe changed (exited, zombie, pid reused,
+      // unreadable, readable again) are judged again. Sets and maps iterate live across the pauses.
+      for (const [pid, ids] of this.#byPid) {
+        const key = keyOf(judge.probe(pid))
+        if (this.#pidKeys.get(pid) === key) continue
+        this.#pidKeys.set(pid, key)
+        for (const id of ids) {
+          this.#rejudge(id, judge)
+          if (++judged % SWEEP_CHUNK === 0 && (await pauseSweep(), this.#closed)) return
+        }
+      }
+      for (const id of this.#timed) {
+        this.#rejudge(id, judge)
+        if (++judged % SWEEP_CHUNK === 0 && (await pauseSweep(), this.#closed)) return
+      }
+      // Workspace folders: the next slice of the snapshot in full, or all of it when the machine's identity changed.
+      const machine = machineOf(judge)
       const everything = machine !== this.#machine
       this.#machine = machine
-      const slice = this.#sweeps % CWD_SWEEPS
-      const probes = new Map<number, string>()
-      let judged = 0
-      // Map iteration is live: entries added or removed by file events while the sweep pauses are seen or skipped.
-      for (const [id, tracked] of this.#snapshot) {
-        const { entry } = tracked
-        let probe = probes.get(entry.pid)
-        if (probe === undefined) probes.set(entry.pid, (probe = probeKey(entry, judge)))
-        const due = everything || probe !== tracked.probe || sliceOf(id) === slice || (entry.pid !== 0 && (entry.leaseUntil !== undefined || entry.pidStartTime === null))
-        if (!due) continue
-        const verdict = judge.judge(entry, tracked.mtimeMs)
-        if (verdict.status !== tracked.verdict.status || verdict.reason !== tracked.verdict.reason) {
-          this.#apply(id, { ...tracked, verdict, probe }, judge)
-        } else {
-          tracked.probe = probe
+      if (everything) this.#cwdCursor = undefined
+      let left = everything ? Infinity : Math.ceil(this.#snapshot.size / CWD_SWEEPS)
+      this.#cwdCursor ??= this.#snapshot.keys()
+      while (left-- > 0) {
+        const next = this.#cwdCursor.next()
+        if (next.done) {
+          this.#cwdCursor = undefined // the round is done: the next sweep starts another
+          break
         }
-        if (++judged % SWEEP_CHUNK === 0) {
-          await new Promise<void>((resolve) => setImmediate(resolve))
-          if (this.#closed) return
-        }
+        this.#rejudge(next.value, judge)
+        if (++judged % SWEEP_CHUNK === 0 && (await pauseSweep(), this.#closed)) return
       }
     } catch (error) {
       this.#fail(error)
@@ -435,6 +455,37 @@ export class RegistryWatcher extends EventEmitter<RegistryWatcherEvents> impleme
       this.#sweeps++
       this.#sweeping = false
     }
+  }
+
+  /** Keep the per-pid index, the probes entries were judged with, and the clock-bound set in step with the snapshot. */
+  #index(id: string, previous: Entry | undefined, next: Entry | undefined, judge: Judge): void {
+    if (previous && previous.pid !== 0 && previous.pid !== next?.pid) {
+      const ids = this.#byPid.get(previous.pid)
+      if (ids?.delete(id) && ids.size === 0) {
+        this.#byPid.delete(previous.pid)
+        this.#pidKeys.delete(previous.pid)
+      }
+    }
+    if (next && next.pid !== 0) {
+      // Judged just now: with the probe the judge holds. The first entry of a pid sets the pid's probe; a later one
+      // judged with another probe than its siblings makes the next sweep re-judge them all.
+      const key = keyOf(judge.probe(next.pid))
+      let ids = this.#byPid.get(next.pid)
+      if (!ids) this.#byPid.set(next.pid, (ids = new Set()))
+      if (ids.size === 0 || (ids.size === 1 && ids.has(id))) this.#pidKeys.set(next.pid, key)
+      else if (this.#pidKeys.get(next.pid) !== key) this.#pidKeys.delete(next.pid)
+      ids.add(id)
+    }
+    if (next && next.pid !== 0 && (next.leaseUntil !== undefined || next.pidStartTime === null)) this.#timed.add(id)
+    else this.#timed.delete(id)
+  }
+
+  /** Judge one tracked workspace again, and report a changed verdict. */
+  #rejudge(id: string, judge: Judge): void {
+    const tracked = this.#snapshot.get(id)
+    if (!tracked) return
+    const verdict = judge.judge(tracked.entry, tracked.mtimeMs)
+    if (verdict.status !== tracked.verdict.status || verdict.reason !== tracked.verdict.reason) this.#apply(id, { ...tracked, verdict }, judge)
   }
 
   #fail(error: unknown): void {
@@ -446,22 +497,19 @@ export class RegistryWatcher extends EventEmitter<RegistryWatcherEvents> impleme
   }
 }
 
-/**
- * What a judgement of `entry` learned from its owner's process: state and start identity, the same for every entry
- * of one pid. Entries with no local process to probe (idle rows, other hosts) have none.
- */
-function probeKey(entry: Entry, judge: Judge): string {
-  if (entry.pid === 0 || entry.host !== judge.host) return ''
-  return keyOf(judge.probe(entry.pid))
+/** Let file events in between slices of a sweep. */
+function pauseSweep(): Promise<void> {
+  return new Promise<void>((resolve) => setImmediate(resolve))
 }
 
+/** What a judgement learns from an owner's process: state and start identity. */
 function keyOf(probe: ProcessProbe): string {
   return `${probe.state}:${probe.startTime}:${probe.startedAtMs}:${probe.hiddenBecause ?? ''}`
 }
 
-/** Which of the {@link CWD_SWEEPS} slices an id is re-judged in full with (ids are hex digests: spread evenly). */
-function sliceOf(id: string): number {
-  return (id.charCodeAt(id.length - 1) + id.charCodeAt(id.length - 2)) % CWD_SWEEPS
+/** What every judgement on this machine depends on besides the entry: a change re-judges everything. */
+function machineOf(judge: Judge): string {
+  return `${judge.host}\0${judge.bootId}\0${judge.pidNamespace}\0${judge.timeNamespace}\0${judge.trashDirs.join('\0')}`
 }
 
 function nearestExisting(path: string): string | undefined {
