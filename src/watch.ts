@@ -19,8 +19,7 @@ export interface WatchOptions {
    * How often the sweep runs: each sweep re-checks the folder's safety and every owner's liveness (one
    * `/proc` read per distinct pid; a SIGKILLed owner touches no file), and re-reads the folder listing when
    * the folder changed (when polling, that is how changes are found). Workspace folders (vanished cwd,
-   * marker, Trash) are re-checked over {@link CWD_SWEEPS} sweeps, and the whole listing at least every
-   * {@link LOOK_SWEEPS} sweeps.
+   * marker, Trash) are re-checked over 15 sweeps, and the whole listing at least every 30 sweeps.
    * @default 2000
    */
   intervalMs?: number
@@ -93,7 +92,7 @@ export const LOOK_SWEEPS = 30
  * Watches one registry folder (one native watch on the folder, never one per file) and reports
  * workspaces going up, down and changing. File events are only hints: each one re-reads the entry
  * and diffs it against a snapshot; a periodic sweep re-checks the folder's safety, every entry file's
- * identity (events can be lost) and every owner's liveness. Read-only: it never prunes. It never throws
+ * identity when the folder changed (events can be lost) and every owner's liveness, and rests otherwise. Read-only: it never prunes. It never throws
  * at its host: an error with no `'error'` listener reaches only `errorMonitor` listeners.
  */
 export class RegistryWatcher extends EventEmitter<RegistryWatcherEvents> implements AsyncIterable<RegistryEvent> {
@@ -127,7 +126,7 @@ export class RegistryWatcher extends EventEmitter<RegistryWatcherEvents> impleme
   #looks = 0
   /** The folder's stat at the last complete look, when it may be trusted to show any later change (see {@link RACY_MS}). */
   #restStamp: string | undefined
-  /** The folder's stat taken by the latest {@link RegistryWatcher.#checkFolder}, and when. */
+  /** The folder's stat taken by the latest folder check, and when. */
   #folderStat: Stats | undefined
   #folderStatAt = 0
   #sweepsSinceLook = 0
