@@ -128,7 +128,7 @@ async function child(mode, dir) {
     const start = performance.now()
     const first = process.memoryUsage.rss()
     let peak = first
-    const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage.rss())), 250)
+    const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage.rss())), 1000)
     await new Promise((resolve) => setTimeout(resolve, IDLE.windowMs))
     clearInterval(sampler)
     const used = process.cpuUsage(cpu)
