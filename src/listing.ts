@@ -13,6 +13,8 @@ export class Listing {
   /** Legacy file names by id; only ids that have some. */
   #legacy = new Map<string, Set<string>>()
   #doubted = false
+  /** Where the round of {@link Listing.recheck} stands in the remembered files. */
+  #cursor: Iterator<[string, string]> | undefined
 
   /** How many files and legacy ids are remembered. */
   get size(): { files: number; legacy: number } {
@@ -56,6 +58,28 @@ export class Listing {
   /** Forget every identity (another folder took this one's place). */
   clear(): void {
     this.#files.clear()
+    this.#cursor = undefined
+  }
+
+  /**
+   * Compare the identity of the next `count` remembered files (a round over all of them, continued at each call)
+   * with their files now, without listing the folder: the ids whose file was rewritten in place or vanished. A
+   * rename over an entry changes the folder, so this is the check for what the folder's stat cannot show.
+   */
+  recheck(dir: string, count: number): string[] {
+    const changed: string[] = []
+    this.#cursor ??= this.#files.entries()
+    for (let left = count; left > 0; left--) {
+      const next = this.#cursor.next()
+      if (next.done) {
+        this.#cursor = undefined // the round is done: the next call starts another
+        break
+      }
+      const [name, identity] = next.value
+      const match = ENTRY_NAME.exec(name)
+      if (match && fileIdentity(join(dir, name)) !== identity) changed.push(match[1] as string)
+    }
+    return changed
   }
 
   /**
@@ -96,6 +120,7 @@ export class Listing {
     for (const id of tracked) if (!files.has(`${id}.json`) && !legacy.has(id)) changed.add(id)
     this.#files = files
     this.#legacy = legacy
+    this.#cursor = undefined
     return changed
   }
 }

@@ -19,7 +19,8 @@ export interface WatchOptions {
    * How often the sweep runs: each sweep re-checks the folder's safety and every owner's liveness (one
    * `/proc` read per distinct pid; a SIGKILLed owner touches no file), and re-reads the folder listing when
    * the folder changed (when polling, that is how changes are found). Workspace folders (vanished cwd,
-   * marker, Trash) are re-checked over 15 sweeps, and the whole listing at least every 30 sweeps.
+   * marker, Trash) are re-checked over 15 sweeps, entry files rewritten in place over 30, and the whole listing
+   * at least every 150 sweeps.
    * @default 2000
    */
   intervalMs?: number
@@ -82,11 +83,15 @@ export const RACY_MS = 3000
 /** Every entry's workspace folder (cwd gone, marker, Trash) is re-checked over this many sweeps, a slice per sweep. */
 export const CWD_SWEEPS = 15
 /**
- * The listing is re-read and every file's identity compared at least every this many sweeps, even in an unchanged
- * folder: the backstop for what the folder's stat cannot show (an in-place rewrite lost in an inotify overflow,
- * a remote filesystem whose clock is far behind ours).
+ * In an unchanged folder, every remembered file's identity is compared over this many sweeps, a slice per sweep:
+ * the check for what the folder's stat cannot show, an entry rewritten in place (no rename) whose events were lost.
  */
-export const LOOK_SWEEPS = 30
+export const IDENTITY_SWEEPS = 30
+/**
+ * The listing is re-read at least every this many sweeps, even in an unchanged folder: the backstop for a file
+ * created without changing the folder's stat (a remote filesystem whose clock is far behind ours, within one tick).
+ */
+export const LOOK_SWEEPS = 150
 
 /**
  * Watches one registry folder (one native watch on the folder, never one per file) and reports
@@ -415,6 +420,10 @@ export class RegistryWatcher extends EventEmitter<RegistryWatcherEvents> impleme
           // Closed, replaced or unsafe meanwhile: that look re-read the folder, and this pass is stale.
           if (this.#closed || this.#unsafe || this.#dirIno !== folder) return
         }
+      } else {
+        // At rest: the next slice of the remembered files' identities (rewrites in place, which leave the folder alone).
+        const { files } = this.#listing.size
+        for (const id of this.#listing.recheck(this.dir, Math.ceil(files / IDENTITY_SWEEPS))) this.#refresh(id, judge)
       }
       let judged = 0
       // Owners: one probe per distinct pid; the entries of an owner whose probe changed (exited, zombie, pid reused,

@@ -8,7 +8,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { workspaceId } from '../src/paths.js'
 import { Registry } from '../src/registry.js'
 import type { RegistryEvent } from '../src/transition.js'
-import { CWD_SWEEPS, sweepNow, watcherState, type RegistryWatcher, type WatchOptions } from '../src/watch.js'
+import { CWD_SWEEPS, IDENTITY_SWEEPS, sweepNow, watcherState, type RegistryWatcher, type WatchOptions } from '../src/watch.js'
 import { missing, runBehind } from './faults/kit.js'
 import { exited, sleeper, tempDir, waitFor } from './helpers.js'
 
@@ -108,6 +108,23 @@ describe('the watcher at rest', () => {
     expect(events.find((event) => event.type === 'change')?.sweep).toBeLessThanOrEqual(removedAt + CWD_SWEEPS + 1)
     expect(about(events, cwd)).toEqual(['change:orphan'])
     owner.kill('SIGKILL')
+  })
+
+  it(`reports an entry rewritten in place (the folder untouched, no events: polling) within the round of ${IDENTITY_SWEEPS} sweeps`, async () => {
+    const { registry, workspace } = setup()
+    const cwd = workspace('a')
+    await registry.write({ cwd, name: 'before' })
+    for (let index = 0; index < 40; index++) await registry.write({ cwd: workspace(`b${index}`) })
+    ageFolder(registry.dir)
+    const { watcher, events } = await watch(registry, { intervalMs: 20, polling: true })
+    await resting(watcher)
+
+    const path = registry.entryPath(cwd)
+    writeFileSync(path, readFileSync(path, 'utf8').replace('"name": "before"', '"name": "after_"')) // same inode, same folder
+    const rewrittenAt = watcherState(watcher).sweeps
+    await waitFor(() => about(events, cwd).length > 0, 8000, 'the change')
+    expect(events.filter((event) => event.type === 'change').map((event) => (event.type === 'change' ? event.entry?.name : ''))).toEqual(['after_'])
+    expect(events.find((event) => event.type === 'change')?.sweep).toBeLessThanOrEqual(rewrittenAt + IDENTITY_SWEEPS + 1)
   })
 
   it('reports a takeover hidden in an inotify queue overflow while the folder rests, within two sweeps (native events)', async () => {
