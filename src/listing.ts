@@ -76,8 +76,8 @@ export class Listing {
         break
       }
       const [name, identity] = next.value
-      const match = ENTRY_NAME.exec(name)
-      if (match && fileIdentity(join(dir, name)) !== identity) changed.push(match[1] as string)
+      // Every remembered name is an entry name, which starts with its id.
+      if (fileIdentity(join(dir, name)) !== identity) changed.push(name.slice(0, 16))
     }
     return changed
   }
