@@ -19,7 +19,7 @@ export interface WatchOptions {
    * How often the sweep runs: each sweep re-checks the folder's safety and every owner's liveness (one
    * `/proc` read per distinct pid; a SIGKILLed owner touches no file), and re-reads the folder listing when
    * the folder changed (when polling, that is how changes are found). Workspace folders (vanished cwd,
-   * marker, Trash) are re-checked over 15 sweeps, entry files rewritten in place over 60, and the whole listing
+   * marker, Trash) are re-checked over 30 sweeps, entry files rewritten in place over 60, and the whole listing
    * at least every 150 sweeps.
    * @default 2000
    */
@@ -81,7 +81,7 @@ const SWEEP_CHUNK = 500
  */
 export const RACY_MS = 3000
 /** Every entry's workspace folder (cwd gone, marker, Trash) is re-checked over this many sweeps, a slice per sweep. */
-export const CWD_SWEEPS = 15
+export const CWD_SWEEPS = 30
 /**
  * In an unchanged folder, every remembered file's identity is compared over this many sweeps, a slice per sweep:
  * the check for what the folder's stat cannot show, an entry rewritten in place (no rename) whose events were lost.
