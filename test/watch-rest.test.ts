@@ -73,7 +73,7 @@ describe('the watcher at rest', () => {
     const { registry, workspace } = setup()
     const owner = sleeper()
     const bystander = sleeper()
-    // 20 entries each: a round of workspace folders judges 3 a sweep, so only the probe by pid can report all 20 in time.
+    // 20 entries each: a round of workspace folders judges 40 / CWD_SWEEPS a sweep (2), so only the probe by pid can report all 20 in time.
     const cwds = Array.from({ length: 20 }, (_, index) => workspace(`a${index}`))
     for (const cwd of cwds) await registry.write({ cwd, pid: owner.pid as number })
     for (let index = 0; index < 20; index++) await registry.write({ cwd: workspace(`b${index}`), pid: bystander.pid as number })
