@@ -12,6 +12,9 @@ export class Listing {
   #files = new Map<string, string>()
   /** Legacy file names by id; only ids that have some. */
   #legacy = new Map<string, Set<string>>()
+  #doubted = false
+  /** Where the round of {@link Listing.recheck} stands in the remembered files. */
+  #cursor: Iterator<[string, string]> | undefined
 
   /** How many files and legacy ids are remembered. */
   get size(): { files: number; legacy: number } {
@@ -44,11 +47,39 @@ export class Listing {
   /** Forget a file's identity only (it could not be read): the next look reads it again. */
   doubt(file: string): void {
     this.#files.delete(file)
+    this.#doubted = true
+  }
+
+  /** Whether a file could not be read since the last look began: the next look must not be skipped. */
+  get doubted(): boolean {
+    return this.#doubted
   }
 
   /** Forget every identity (another folder took this one's place). */
   clear(): void {
     this.#files.clear()
+    this.#cursor = undefined
+  }
+
+  /**
+   * Compare the identity of the next `count` remembered files (a round over all of them, continued at each call)
+   * with their files now, without listing the folder: the ids whose file was rewritten in place or vanished. A
+   * rename over an entry changes the folder, so this is the check for what the folder's stat cannot show.
+   */
+  recheck(dir: string, count: number): string[] {
+    const changed: string[] = []
+    this.#cursor ??= this.#files.entries()
+    for (let left = count; left > 0; left--) {
+      const next = this.#cursor.next()
+      if (next.done) {
+        this.#cursor = undefined // the round is done: the next call starts another
+        break
+      }
+      const [name, identity] = next.value
+      // Every remembered name is an entry name, which starts with its id.
+      if (fileIdentity(join(dir, name)) !== identity) changed.push(name.slice(0, 16))
+    }
+    return changed
   }
 
   /**
@@ -57,6 +88,7 @@ export class Listing {
    * caller can pause there.
    */
   *look(dir: string | undefined, tracked: Iterable<string>, slice: number): Generator<void, Set<string>> {
+    this.#doubted = false
     let names: string[] = []
     if (dir !== undefined) {
       try {
@@ -88,6 +120,7 @@ export class Listing {
     for (const id of tracked) if (!files.has(`${id}.json`) && !legacy.has(id)) changed.add(id)
     this.#files = files
     this.#legacy = legacy
+    this.#cursor = undefined
     return changed
   }
 }
