@@ -1,5 +1,5 @@
 import { EventEmitter, errorMonitor } from 'node:events'
-import { lstatSync, watch, type FSWatcher, type Stats } from 'node:fs'
+import { lstatSync, watch, type FSWatcher } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { parseEntry, type Entry } from './entry.js'
 import { RegistryError, isErrno } from './errors.js'
@@ -11,6 +11,7 @@ import { Judge, isRunning, type Verdict } from './status.js'
 import type { ProcessProbe } from './identity.js'
 import { dirProblem, readEntryFile, type FileRead } from './store.js'
 import { iterateEvents, type RegistryWatcherEvents } from './events.js'
+import { CWD_SWEEPS, SweepPlan } from './sweep.js'
 import { transition, type RegistryEvent, type WatchedEntry } from './transition.js'
 
 /** Options of {@link RegistryWatcher} (`registry.watch(options)`). */
@@ -74,24 +75,8 @@ export let sweepNow: (watcher: RegistryWatcher) => Promise<void>
 // Sweeps judge this many entries per turn of the event loop, so file events are never held up long.
 const SWEEP_CHUNK = 500
 
-/**
- * An unchanged folder stat is trusted only when the folder's mtime was this much older than the look that
- * recorded it: timestamps are coarse (a jiffy on ext4 without multigrain timestamps, two seconds on FAT), so an
- * entry renamed in during the same tick as the last change leaves mtime, ctime and size as they were ("racy git").
- */
-export const RACY_MS = 3000
-/** Every entry's workspace folder (cwd gone, marker, Trash) is re-checked over this many sweeps, a slice per sweep. */
-export const CWD_SWEEPS = 30
-/**
- * In an unchanged folder, every remembered file's identity is compared over this many sweeps, a slice per sweep:
- * the check for what the folder's stat cannot show, an entry rewritten in place (no rename) whose events were lost.
- */
-export const IDENTITY_SWEEPS = 60
-/**
- * The listing is re-read at least every this many sweeps, even in an unchanged folder: the backstop for a file
- * created without changing the folder's stat (a remote filesystem whose clock is far behind ours, within one tick).
- */
-export const LOOK_SWEEPS = 150
+// The sweep's cadences live with its rules; tests read them from here.
+export { RACY_MS, CWD_SWEEPS, IDENTITY_SWEEPS, LOOK_SWEEPS } from './sweep.js'
 
 /**
  * Watches one registry folder (one native watch on the folder, never one per file) and reports
@@ -129,12 +114,8 @@ export class RegistryWatcher extends EventEmitter<RegistryWatcherEvents> impleme
   #closed = false
   #sweeps = 0
   #looks = 0
-  /** The folder's stat at the last complete look, when it may be trusted to show any later change (see {@link RACY_MS}). */
-  #restStamp: string | undefined
-  /** The folder's stat taken by the latest folder check, and when. */
-  #folderStat: Stats | undefined
-  #folderStatAt = 0
-  #sweepsSinceLook = 0
+  /** What each sweep must re-check: the rest rule and the rounds. */
+  readonly #plan = new SweepPlan()
   /** The machine's identity at the last sweep (host, boot, namespaces, Trash): a change re-judges everything. */
   #machine: string | undefined
   /** Workspaces by owner pid (pid > 0), so a sweep probes each owner once and re-judges only the entries of owners that changed. */
@@ -285,10 +266,7 @@ export class RegistryWatcher extends EventEmitter<RegistryWatcherEvents> impleme
    * asked or when it changed. False while it is unsafe: then nothing is read, so the snapshot stays as it was.
    */
   #checkFolder(judge: Judge, reread: boolean): boolean {
-    // The time is taken before the stat, so the racy test below errs towards distrust.
-    this.#folderStatAt = Date.now()
-    const stat = lstatSync(this.dir, { throwIfNoEntry: false })
-    this.#folderStat = stat
+    const stat = this.#plan.statFolder(this.dir)
     const problem = stat ? dirProblem(this.dir) : null
     if (problem) {
       // Entries from a folder others can write could make us report (and tools act on) planted owners;
@@ -319,40 +297,20 @@ export class RegistryWatcher extends EventEmitter<RegistryWatcherEvents> impleme
   }
 
   /**
-   * Whether the folder is unchanged since the last complete look, so its listing need not be read again: the same
-   * inode, mtime, ctime and size, recorded when its mtime was already old enough to show any later change, and no
-   * file whose read failed waiting to be read again.
-   */
-  #resting(): boolean {
-    return this.#restStamp !== undefined && this.#restStamp === this.#stampNow() && !this.#listing.doubted
-  }
-
-  /** The folder's stat from the latest check, as a stamp that may be trusted ({@link RACY_MS}), or undefined. */
-  #stampNow(): string | undefined {
-    const stat = this.#folderStat
-    if (stat === undefined || this.#dirIno === undefined || stat.ino !== this.#dirIno) return undefined
-    const age = this.#folderStatAt - stat.mtimeMs
-    if (!(age > RACY_MS)) return undefined // recent, or in the future (a skewed clock): no proof of rest
-    return `${stat.ino}:${stat.mtimeMs}:${stat.ctimeMs}:${stat.size}`
-  }
-
-  /**
    * Refresh every workspace whose files appeared, vanished or changed identity since the last look. Lost file
    * events (an inotify overflow) hide rewrites, so the sweep runs this whether events come or not, unless the
    * folder is resting; it yields every {@link SWEEP_CHUNK} files, and the sweep pauses there so file events are
    * never held up long. The folder's stat, taken before the listing, is the stamp of this look once it completes.
    */
   *#compare(judge: Judge): Generator<void, void> {
-    const stamp = this.#stampNow()
-    this.#restStamp = undefined
+    const stamp = this.#plan.startLook(this.#dirIno)
     const changed = yield* this.#listing.look(this.#dirIno === undefined ? undefined : this.dir, this.#snapshot.keys(), SWEEP_CHUNK)
     let refreshed = 0
     for (const id of changed) {
       this.#refresh(id, judge)
       if (++refreshed % SWEEP_CHUNK === 0) yield
     }
-    this.#restStamp = stamp
-    this.#sweepsSinceLook = 0
+    this.#plan.finishLook(stamp)
   }
 
   /** Read the files of one workspace, pick the one that speaks for it, and report what changed. */
@@ -413,7 +371,7 @@ export class RegistryWatcher extends EventEmitter<RegistryWatcherEvents> impleme
       const judge = new Judge(this.#marker, this.#leaseGraceMs)
       if (!this.#checkFolder(judge, false)) return
       const folder = this.#dirIno
-      if (++this.#sweepsSinceLook >= LOOK_SWEEPS || !this.#resting()) {
+      if (this.#plan.mustLook(this.#dirIno, this.#listing.doubted)) {
         this.#looks++
         for (const _ of this.#compare(judge)) {
           await pauseSweep()
@@ -423,7 +381,7 @@ export class RegistryWatcher extends EventEmitter<RegistryWatcherEvents> impleme
       } else {
         // At rest: the next slice of the remembered files' identities (rewrites in place, which leave the folder alone).
         const { files } = this.#listing.size
-        for (const id of this.#listing.recheck(this.dir, Math.ceil(files / IDENTITY_SWEEPS))) this.#refresh(id, judge)
+        for (const id of this.#listing.recheck(this.dir, this.#plan.identitySlice(files))) this.#refresh(id, judge)
       }
       let judged = 0
       // Owners: one probe per distinct pid; the entries of an owner whose probe changed (exited, zombie, pid reused,
