@@ -1,4 +1,7 @@
 import { lstatSync, type Stats } from 'node:fs'
+import type { Entry } from './entry.js'
+import type { ProcessProbe } from './identity.js'
+import type { Judge } from './status.js'
 
 /**
  * An unchanged folder stat is trusted only when the folder's mtime was this much older than the look that
@@ -27,6 +30,27 @@ export class SweepPlan {
   /** The folder's stat at the last complete look, when it may be trusted to show any later change (see {@link RACY_MS}). */
   #restStamp: string | undefined
   #sweepsSinceLook = 0
+  /** The machine's identity at the last sweep (host, boot, namespaces, Trash): a change re-judges everything. */
+  #machine: string | undefined
+  /** Workspaces by owner pid (pid > 0), so a sweep probes each owner once and re-judges only the entries of owners that changed. */
+  readonly #byPid = new Map<number, Set<string>>()
+  /** The probe ({@link keyOf}) every entry of a pid was last judged with; absent when some were judged otherwise. */
+  readonly #pidKeys = new Map<number, string>()
+  /** Workspaces whose verdict moves with the clock (a lease; a legacy entry with no start identity): judged every sweep. */
+  readonly #timed = new Set<string>()
+  /** Where the round of full judgements (workspace folders) stands: an iterator over the tracked ids. */
+  #cwdCursor: Iterator<string> | undefined
+  /** The watcher's snapshot, by workspace id: the round of workspace folders walks it live. */
+  readonly #tracked: ReadonlyMap<string, unknown>
+
+  constructor(tracked: ReadonlyMap<string, unknown>) {
+    this.#tracked = tracked
+  }
+
+  /** The first look judged everything on this machine: later sweeps compare the machine's identity with it. */
+  start(judge: Judge): void {
+    this.#machine = machineOf(judge)
+  }
 
   /** Stat the registry folder for a check, and remember the stat and its time for the rest rule. */
   statFolder(dir: string): Stats | undefined {
@@ -64,6 +88,63 @@ export class SweepPlan {
   }
 
   /**
+   * Keep the per-pid index, the probes entries were judged with, and the clock-bound set in step with the snapshot:
+   * workspace `id` went from `previous` to `next` (either absent), judged just now with `judge`.
+   */
+  record(id: string, previous: Entry | undefined, next: Entry | undefined, judge: Judge): void {
+    if (previous && previous.pid !== 0 && previous.pid !== next?.pid) {
+      const ids = this.#byPid.get(previous.pid)
+      if (ids?.delete(id) && ids.size === 0) {
+        this.#byPid.delete(previous.pid)
+        this.#pidKeys.delete(previous.pid)
+      }
+    }
+    if (next && next.pid !== 0) {
+      // Judged just now: with the probe the judge holds. The first entry of a pid sets the pid's probe; a later one
+      // judged with another probe than its siblings makes the next sweep re-judge them all.
+      const key = keyOf(judge.probe(next.pid))
+      let ids = this.#byPid.get(next.pid)
+      if (!ids) this.#byPid.set(next.pid, (ids = new Set()))
+      if (ids.size === 0 || (ids.size === 1 && ids.has(id))) this.#pidKeys.set(next.pid, key)
+      else if (this.#pidKeys.get(next.pid) !== key) this.#pidKeys.delete(next.pid)
+      ids.add(id)
+    }
+    if (next && next.pid !== 0 && (next.leaseUntil !== undefined || next.pidStartTime === null)) this.#timed.add(id)
+    else this.#timed.delete(id)
+  }
+
+  /**
+   * The workspaces this sweep must judge again, in order: the entries of every owner whose probe differs from the
+   * one they were judged with (exited, zombie, pid reused, unreadable, readable again; one probe per distinct pid),
+   * those whose verdict moves with the clock, then the next slice of the round of workspace folders, or every
+   * workspace when the machine's identity changed. Lazy and live: probes are taken as the sweep reaches them, and
+   * sets and maps iterate live across the sweep's pauses.
+   */
+  *due(judge: Judge): Generator<string, void> {
+    for (const [pid, ids] of this.#byPid) {
+      const key = keyOf(judge.probe(pid))
+      if (this.#pidKeys.get(pid) === key) continue
+      this.#pidKeys.set(pid, key)
+      for (const id of ids) yield id
+    }
+    for (const id of this.#timed) yield id
+    const machine = machineOf(judge)
+    const everything = machine !== this.#machine
+    this.#machine = machine
+    if (everything) this.#cwdCursor = undefined
+    let left = everything ? Infinity : Math.ceil(this.#tracked.size / CWD_SWEEPS)
+    const cursor = (this.#cwdCursor ??= this.#tracked.keys())
+    while (left-- > 0) {
+      const next = cursor.next()
+      if (next.done) {
+        this.#cwdCursor = undefined // the round is done: the next sweep starts another
+        break
+      }
+      yield next.value
+    }
+  }
+
+  /**
    * Whether the folder is unchanged since the last complete look, so its listing need not be read again: the same
    * inode, mtime, ctime and size, recorded when its mtime was already old enough to show any later change, and no
    * file whose read failed waiting to be read again.
@@ -80,4 +161,14 @@ export class SweepPlan {
     if (!(age > RACY_MS)) return undefined // recent, or in the future (a skewed clock): no proof of rest
     return `${stat.ino}:${stat.mtimeMs}:${stat.ctimeMs}:${stat.size}`
   }
+}
+
+/** What a judgement learns from an owner's process: state and start identity. */
+function keyOf(probe: ProcessProbe): string {
+  return `${probe.state}:${probe.startTime}:${probe.startedAtMs}:${probe.hiddenBecause ?? ''}`
+}
+
+/** What every judgement on this machine depends on besides the entry: a change re-judges everything. */
+function machineOf(judge: Judge): string {
+  return `${judge.host}\0${judge.bootId}\0${judge.pidNamespace}\0${judge.timeNamespace}\0${judge.trashDirs.join('\0')}`
 }

@@ -8,10 +8,9 @@ import { Listing, fileIdentity } from './listing.js'
 import { HISTORY_NAME } from './history.js'
 import { ENTRY_NAME, TEMP_NAME } from './paths.js'
 import { Judge, isRunning, type Verdict } from './status.js'
-import type { ProcessProbe } from './identity.js'
 import { dirProblem, readEntryFile, type FileRead } from './store.js'
 import { iterateEvents, type RegistryWatcherEvents } from './events.js'
-import { CWD_SWEEPS, SweepPlan } from './sweep.js'
+import { SweepPlan } from './sweep.js'
 import { transition, type RegistryEvent, type WatchedEntry } from './transition.js'
 
 /** Options of {@link RegistryWatcher} (`registry.watch(options)`). */
@@ -114,18 +113,8 @@ export class RegistryWatcher extends EventEmitter<RegistryWatcherEvents> impleme
   #closed = false
   #sweeps = 0
   #looks = 0
-  /** What each sweep must re-check: the rest rule and the rounds. */
-  readonly #plan = new SweepPlan()
-  /** The machine's identity at the last sweep (host, boot, namespaces, Trash): a change re-judges everything. */
-  #machine: string | undefined
-  /** Workspaces by owner pid (pid > 0), so a sweep probes each owner once and re-judges only the entries of owners that changed. */
-  readonly #byPid = new Map<number, Set<string>>()
-  /** The probe ({@link keyOf}) every entry of a pid was last judged with; absent when some were judged otherwise. */
-  readonly #pidKeys = new Map<number, string>()
-  /** Workspaces whose verdict moves with the clock (a lease; a legacy entry with no start identity): judged every sweep. */
-  readonly #timed = new Set<string>()
-  /** Where the round of full judgements (workspace folders) stands: an iterator over the snapshot's ids. */
-  #cwdCursor: Iterator<string> | undefined
+  /** What each sweep must re-check: the rest rule, the owners and the rounds. */
+  readonly #plan = new SweepPlan(this.#snapshot)
   readonly #onAbort = (): void => void this.close()
 
   static {
@@ -178,7 +167,7 @@ export class RegistryWatcher extends EventEmitter<RegistryWatcherEvents> impleme
     this.#startImmediate = undefined
     try {
       const judge = new Judge(this.#marker, this.#leaseGraceMs)
-      this.#machine = machineOf(judge)
+      this.#plan.start(judge)
       this.#checkFolder(judge, true)
     } catch (error) {
       this.#fail(error)
@@ -347,7 +336,7 @@ export class RegistryWatcher extends EventEmitter<RegistryWatcherEvents> impleme
     const previous = this.#snapshot.get(id)
     if (next) this.#snapshot.set(id, next)
     else this.#snapshot.delete(id)
-    this.#index(id, previous?.entry, next?.entry, judge)
+    this.#plan.record(id, previous?.entry, next?.entry, judge)
     if (!this.#ready) return
     for (const event of transition(previous, next, (entry) => judge.judge(entry))) {
       if (this.#closed) return
@@ -384,35 +373,8 @@ export class RegistryWatcher extends EventEmitter<RegistryWatcherEvents> impleme
         for (const id of this.#listing.recheck(this.dir, this.#plan.identitySlice(files))) this.#refresh(id, judge)
       }
       let judged = 0
-      // Owners: one probe per distinct pid; the entries of an owner whose probe changed (exited, zombie, pid reused,
-      // unreadable, readable again) are judged again. Sets and maps iterate live across the pauses.
-      for (const [pid, ids] of this.#byPid) {
-        const key = keyOf(judge.probe(pid))
-        if (this.#pidKeys.get(pid) === key) continue
-        this.#pidKeys.set(pid, key)
-        for (const id of ids) {
-          this.#rejudge(id, judge)
-          if (++judged % SWEEP_CHUNK === 0 && (await pauseSweep(), this.#closed)) return
-        }
-      }
-      for (const id of this.#timed) {
+      for (const id of this.#plan.due(judge)) {
         this.#rejudge(id, judge)
-        if (++judged % SWEEP_CHUNK === 0 && (await pauseSweep(), this.#closed)) return
-      }
-      // Workspace folders: the next slice of the snapshot in full, or all of it when the machine's identity changed.
-      const machine = machineOf(judge)
-      const everything = machine !== this.#machine
-      this.#machine = machine
-      if (everything) this.#cwdCursor = undefined
-      let left = everything ? Infinity : Math.ceil(this.#snapshot.size / CWD_SWEEPS)
-      this.#cwdCursor ??= this.#snapshot.keys()
-      while (left-- > 0) {
-        const next = this.#cwdCursor.next()
-        if (next.done) {
-          this.#cwdCursor = undefined // the round is done: the next sweep starts another
-          break
-        }
-        this.#rejudge(next.value, judge)
         if (++judged % SWEEP_CHUNK === 0 && (await pauseSweep(), this.#closed)) return
       }
     } catch (error) {
@@ -421,29 +383,6 @@ export class RegistryWatcher extends EventEmitter<RegistryWatcherEvents> impleme
       this.#sweeps++
       this.#sweeping = false
     }
-  }
-
-  /** Keep the per-pid index, the probes entries were judged with, and the clock-bound set in step with the snapshot. */
-  #index(id: string, previous: Entry | undefined, next: Entry | undefined, judge: Judge): void {
-    if (previous && previous.pid !== 0 && previous.pid !== next?.pid) {
-      const ids = this.#byPid.get(previous.pid)
-      if (ids?.delete(id) && ids.size === 0) {
-        this.#byPid.delete(previous.pid)
-        this.#pidKeys.delete(previous.pid)
-      }
-    }
-    if (next && next.pid !== 0) {
-      // Judged just now: with the probe the judge holds. The first entry of a pid sets the pid's probe; a later one
-      // judged with another probe than its siblings makes the next sweep re-judge them all.
-      const key = keyOf(judge.probe(next.pid))
-      let ids = this.#byPid.get(next.pid)
-      if (!ids) this.#byPid.set(next.pid, (ids = new Set()))
-      if (ids.size === 0 || (ids.size === 1 && ids.has(id))) this.#pidKeys.set(next.pid, key)
-      else if (this.#pidKeys.get(next.pid) !== key) this.#pidKeys.delete(next.pid)
-      ids.add(id)
-    }
-    if (next && next.pid !== 0 && (next.leaseUntil !== undefined || next.pidStartTime === null)) this.#timed.add(id)
-    else this.#timed.delete(id)
   }
 
   /** Judge one tracked workspace again, and report a changed verdict. */
@@ -466,16 +405,6 @@ export class RegistryWatcher extends EventEmitter<RegistryWatcherEvents> impleme
 /** Let file events in between slices of a sweep. */
 function pauseSweep(): Promise<void> {
   return new Promise<void>((resolve) => setImmediate(resolve))
-}
-
-/** What a judgement learns from an owner's process: state and start identity. */
-function keyOf(probe: ProcessProbe): string {
-  return `${probe.state}:${probe.startTime}:${probe.startedAtMs}:${probe.hiddenBecause ?? ''}`
-}
-
-/** What every judgement on this machine depends on besides the entry: a change re-judges everything. */
-function machineOf(judge: Judge): string {
-  return `${judge.host}\0${judge.bootId}\0${judge.pidNamespace}\0${judge.timeNamespace}\0${judge.trashDirs.join('\0')}`
 }
 
 function nearestExisting(path: string): string | undefined {
