@@ -1,3 +1,13 @@
+/**
+ * The watcher: one native watch on the registry folder (never one per file), whose events are only hints. A burst
+ * of events (temp write, rename) is gathered over one turn of the event loop into one re-read per workspace, diffed
+ * against a snapshot into `up`, `down` and `change` ({@link transition}). While the folder is missing or unsafe its
+ * nearest existing ancestor is watched instead, and an unsafe folder freezes the snapshot (its entries prove
+ * nothing, so no downs) until it is safe again. Where native events are unavailable it polls. A periodic sweep
+ * makes up for lost events and for owners that die without touching a file; what each sweep re-checks, and at
+ * which cadence, is the resting sweep's business (`sweep.ts`). Sweeps pause every {@link SWEEP_CHUNK} judgements,
+ * so file events are never held up long. It never throws at its host and never prunes.
+ */
 import { EventEmitter, errorMonitor } from 'node:events'
 import { lstatSync, watch, type FSWatcher } from 'node:fs'
 import { dirname, join } from 'node:path'
@@ -347,11 +357,9 @@ export class RegistryWatcher extends EventEmitter<RegistryWatcherEvents> impleme
   }
 
   /**
-   * The periodic pass. Every sweep: the folder's existence and safety, and every owner's liveness (one probe per
-   * distinct pid; an entry is re-judged when its owner's probe differs from the one it was judged with, or when its
-   * verdict depends on the clock: a lease, a legacy entry with no start identity). The listing and every entry
-   * file's identity (lost or no events) when the folder changed, and at least every {@link LOOK_SWEEPS} sweeps.
-   * Every entry in full (workspace folder, marker, Trash) over {@link CWD_SWEEPS} sweeps, a slice each time.
+   * The periodic pass: the folder's existence and safety every time, then what the {@link SweepPlan} says is due (the
+   * listing or a slice of file identities; owners whose probe changed, clock-bound entries, a slice of workspace
+   * folders). It pauses every {@link SWEEP_CHUNK} judgements so file events are never held up long.
    */
   async #sweep(): Promise<void> {
     if (this.#sweeping || this.#closed) return
