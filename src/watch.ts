@@ -1,5 +1,15 @@
+/**
+ * The watcher: one native watch on the registry folder (never one per file), whose events are only hints. A burst
+ * of events (temp write, rename) is gathered over one turn of the event loop into one re-read per workspace, diffed
+ * against a snapshot into `up`, `down` and `change` ({@link transition}). While the folder is missing or unsafe its
+ * nearest existing ancestor is watched instead, and an unsafe folder freezes the snapshot (its entries prove
+ * nothing, so no downs) until it is safe again. Where native events are unavailable it polls. A periodic sweep
+ * makes up for lost events and for owners that die without touching a file; what each sweep re-checks, and at
+ * which cadence, is the resting sweep's business (`sweep.ts`). Sweeps pause every {@link SWEEP_CHUNK} judgements,
+ * so file events are never held up long. It never throws at its host and never prunes.
+ */
 import { EventEmitter, errorMonitor } from 'node:events'
-import { lstatSync, watch, type FSWatcher, type Stats } from 'node:fs'
+import { lstatSync, watch, type FSWatcher } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { parseEntry, type Entry } from './entry.js'
 import { RegistryError, isErrno } from './errors.js'
@@ -8,9 +18,9 @@ import { Listing, fileIdentity } from './listing.js'
 import { HISTORY_NAME } from './history.js'
 import { ENTRY_NAME, TEMP_NAME } from './paths.js'
 import { Judge, isRunning, type Verdict } from './status.js'
-import type { ProcessProbe } from './identity.js'
 import { dirProblem, readEntryFile, type FileRead } from './store.js'
 import { iterateEvents, type RegistryWatcherEvents } from './events.js'
+import { SweepPlan } from './sweep.js'
 import { transition, type RegistryEvent, type WatchedEntry } from './transition.js'
 
 /** Options of {@link RegistryWatcher} (`registry.watch(options)`). */
@@ -74,24 +84,8 @@ export let sweepNow: (watcher: RegistryWatcher) => Promise<void>
 // Sweeps judge this many entries per turn of the event loop, so file events are never held up long.
 const SWEEP_CHUNK = 500
 
-/**
- * An unchanged folder stat is trusted only when the folder's mtime was this much older than the look that
- * recorded it: timestamps are coarse (a jiffy on ext4 without multigrain timestamps, two seconds on FAT), so an
- * entry renamed in during the same tick as the last change leaves mtime, ctime and size as they were ("racy git").
- */
-export const RACY_MS = 3000
-/** Every entry's workspace folder (cwd gone, marker, Trash) is re-checked over this many sweeps, a slice per sweep. */
-export const CWD_SWEEPS = 30
-/**
- * In an unchanged folder, every remembered file's identity is compared over this many sweeps, a slice per sweep:
- * the check for what the folder's stat cannot show, an entry rewritten in place (no rename) whose events were lost.
- */
-export const IDENTITY_SWEEPS = 60
-/**
- * The listing is re-read at least every this many sweeps, even in an unchanged folder: the backstop for a file
- * created without changing the folder's stat (a remote filesystem whose clock is far behind ours, within one tick).
- */
-export const LOOK_SWEEPS = 150
+// The sweep's cadences live with its rules; tests read them from here.
+export { RACY_MS, CWD_SWEEPS, IDENTITY_SWEEPS, LOOK_SWEEPS } from './sweep.js'
 
 /**
  * Watches one registry folder (one native watch on the folder, never one per file) and reports
@@ -129,22 +123,8 @@ export class RegistryWatcher extends EventEmitter<RegistryWatcherEvents> impleme
   #closed = false
   #sweeps = 0
   #looks = 0
-  /** The folder's stat at the last complete look, when it may be trusted to show any later change (see {@link RACY_MS}). */
-  #restStamp: string | undefined
-  /** The folder's stat taken by the latest folder check, and when. */
-  #folderStat: Stats | undefined
-  #folderStatAt = 0
-  #sweepsSinceLook = 0
-  /** The machine's identity at the last sweep (host, boot, namespaces, Trash): a change re-judges everything. */
-  #machine: string | undefined
-  /** Workspaces by owner pid (pid > 0), so a sweep probes each owner once and re-judges only the entries of owners that changed. */
-  readonly #byPid = new Map<number, Set<string>>()
-  /** The probe ({@link keyOf}) every entry of a pid was last judged with; absent when some were judged otherwise. */
-  readonly #pidKeys = new Map<number, string>()
-  /** Workspaces whose verdict moves with the clock (a lease; a legacy entry with no start identity): judged every sweep. */
-  readonly #timed = new Set<string>()
-  /** Where the round of full judgements (workspace folders) stands: an iterator over the snapshot's ids. */
-  #cwdCursor: Iterator<string> | undefined
+  /** What each sweep must re-check: the rest rule, the owners and the rounds. */
+  readonly #plan = new SweepPlan(this.#snapshot)
   readonly #onAbort = (): void => void this.close()
 
   static {
@@ -197,7 +177,7 @@ export class RegistryWatcher extends EventEmitter<RegistryWatcherEvents> impleme
     this.#startImmediate = undefined
     try {
       const judge = new Judge(this.#marker, this.#leaseGraceMs)
-      this.#machine = machineOf(judge)
+      this.#plan.start(judge)
       this.#checkFolder(judge, true)
     } catch (error) {
       this.#fail(error)
@@ -285,10 +265,7 @@ export class RegistryWatcher extends EventEmitter<RegistryWatcherEvents> impleme
    * asked or when it changed. False while it is unsafe: then nothing is read, so the snapshot stays as it was.
    */
   #checkFolder(judge: Judge, reread: boolean): boolean {
-    // The time is taken before the stat, so the racy test below errs towards distrust.
-    this.#folderStatAt = Date.now()
-    const stat = lstatSync(this.dir, { throwIfNoEntry: false })
-    this.#folderStat = stat
+    const stat = this.#plan.statFolder(this.dir)
     const problem = stat ? dirProblem(this.dir) : null
     if (problem) {
       // Entries from a folder others can write could make us report (and tools act on) planted owners;
@@ -319,40 +296,20 @@ export class RegistryWatcher extends EventEmitter<RegistryWatcherEvents> impleme
   }
 
   /**
-   * Whether the folder is unchanged since the last complete look, so its listing need not be read again: the same
-   * inode, mtime, ctime and size, recorded when its mtime was already old enough to show any later change, and no
-   * file whose read failed waiting to be read again.
-   */
-  #resting(): boolean {
-    return this.#restStamp !== undefined && this.#restStamp === this.#stampNow() && !this.#listing.doubted
-  }
-
-  /** The folder's stat from the latest check, as a stamp that may be trusted ({@link RACY_MS}), or undefined. */
-  #stampNow(): string | undefined {
-    const stat = this.#folderStat
-    if (stat === undefined || this.#dirIno === undefined || stat.ino !== this.#dirIno) return undefined
-    const age = this.#folderStatAt - stat.mtimeMs
-    if (!(age > RACY_MS)) return undefined // recent, or in the future (a skewed clock): no proof of rest
-    return `${stat.ino}:${stat.mtimeMs}:${stat.ctimeMs}:${stat.size}`
-  }
-
-  /**
    * Refresh every workspace whose files appeared, vanished or changed identity since the last look. Lost file
    * events (an inotify overflow) hide rewrites, so the sweep runs this whether events come or not, unless the
    * folder is resting; it yields every {@link SWEEP_CHUNK} files, and the sweep pauses there so file events are
    * never held up long. The folder's stat, taken before the listing, is the stamp of this look once it completes.
    */
   *#compare(judge: Judge): Generator<void, void> {
-    const stamp = this.#stampNow()
-    this.#restStamp = undefined
+    const stamp = this.#plan.startLook(this.#dirIno)
     const changed = yield* this.#listing.look(this.#dirIno === undefined ? undefined : this.dir, this.#snapshot.keys(), SWEEP_CHUNK)
     let refreshed = 0
     for (const id of changed) {
       this.#refresh(id, judge)
       if (++refreshed % SWEEP_CHUNK === 0) yield
     }
-    this.#restStamp = stamp
-    this.#sweepsSinceLook = 0
+    this.#plan.finishLook(stamp)
   }
 
   /** Read the files of one workspace, pick the one that speaks for it, and report what changed. */
@@ -389,7 +346,7 @@ export class RegistryWatcher extends EventEmitter<RegistryWatcherEvents> impleme
     const previous = this.#snapshot.get(id)
     if (next) this.#snapshot.set(id, next)
     else this.#snapshot.delete(id)
-    this.#index(id, previous?.entry, next?.entry, judge)
+    this.#plan.record(id, previous?.entry, next?.entry, judge)
     if (!this.#ready) return
     for (const event of transition(previous, next, (entry) => judge.judge(entry))) {
       if (this.#closed) return
@@ -400,11 +357,9 @@ export class RegistryWatcher extends EventEmitter<RegistryWatcherEvents> impleme
   }
 
   /**
-   * The periodic pass. Every sweep: the folder's existence and safety, and every owner's liveness (one probe per
-   * distinct pid; an entry is re-judged when its owner's probe differs from the one it was judged with, or when its
-   * verdict depends on the clock: a lease, a legacy entry with no start identity). The listing and every entry
-   * file's identity (lost or no events) when the folder changed, and at least every {@link LOOK_SWEEPS} sweeps.
-   * Every entry in full (workspace folder, marker, Trash) over {@link CWD_SWEEPS} sweeps, a slice each time.
+   * The periodic pass: the folder's existence and safety every time, then what the {@link SweepPlan} says is due (the
+   * listing or a slice of file identities; owners whose probe changed, clock-bound entries, a slice of workspace
+   * folders). It pauses every {@link SWEEP_CHUNK} judgements so file events are never held up long.
    */
   async #sweep(): Promise<void> {
     if (this.#sweeping || this.#closed) return
@@ -413,7 +368,7 @@ export class RegistryWatcher extends EventEmitter<RegistryWatcherEvents> impleme
       const judge = new Judge(this.#marker, this.#leaseGraceMs)
       if (!this.#checkFolder(judge, false)) return
       const folder = this.#dirIno
-      if (++this.#sweepsSinceLook >= LOOK_SWEEPS || !this.#resting()) {
+      if (this.#plan.mustLook(this.#dirIno, this.#listing.doubted)) {
         this.#looks++
         for (const _ of this.#compare(judge)) {
           await pauseSweep()
@@ -423,38 +378,11 @@ export class RegistryWatcher extends EventEmitter<RegistryWatcherEvents> impleme
       } else {
         // At rest: the next slice of the remembered files' identities (rewrites in place, which leave the folder alone).
         const { files } = this.#listing.size
-        for (const id of this.#listing.recheck(this.dir, Math.ceil(files / IDENTITY_SWEEPS))) this.#refresh(id, judge)
+        for (const id of this.#listing.recheck(this.dir, this.#plan.identitySlice(files))) this.#refresh(id, judge)
       }
       let judged = 0
-      // Owners: one probe per distinct pid; the entries of an owner whose probe changed (exited, zombie, pid reused,
-      // unreadable, readable again) are judged again. Sets and maps iterate live across the pauses.
-      for (const [pid, ids] of this.#byPid) {
-        const key = keyOf(judge.probe(pid))
-        if (this.#pidKeys.get(pid) === key) continue
-        this.#pidKeys.set(pid, key)
-        for (const id of ids) {
-          this.#rejudge(id, judge)
-          if (++judged % SWEEP_CHUNK === 0 && (await pauseSweep(), this.#closed)) return
-        }
-      }
-      for (const id of this.#timed) {
+      for (const id of this.#plan.due(judge)) {
         this.#rejudge(id, judge)
-        if (++judged % SWEEP_CHUNK === 0 && (await pauseSweep(), this.#closed)) return
-      }
-      // Workspace folders: the next slice of the snapshot in full, or all of it when the machine's identity changed.
-      const machine = machineOf(judge)
-      const everything = machine !== this.#machine
-      this.#machine = machine
-      if (everything) this.#cwdCursor = undefined
-      let left = everything ? Infinity : Math.ceil(this.#snapshot.size / CWD_SWEEPS)
-      this.#cwdCursor ??= this.#snapshot.keys()
-      while (left-- > 0) {
-        const next = this.#cwdCursor.next()
-        if (next.done) {
-          this.#cwdCursor = undefined // the round is done: the next sweep starts another
-          break
-        }
-        this.#rejudge(next.value, judge)
         if (++judged % SWEEP_CHUNK === 0 && (await pauseSweep(), this.#closed)) return
       }
     } catch (error) {
@@ -463,29 +391,6 @@ export class RegistryWatcher extends EventEmitter<RegistryWatcherEvents> impleme
       this.#sweeps++
       this.#sweeping = false
     }
-  }
-
-  /** Keep the per-pid index, the probes entries were judged with, and the clock-bound set in step with the snapshot. */
-  #index(id: string, previous: Entry | undefined, next: Entry | undefined, judge: Judge): void {
-    if (previous && previous.pid !== 0 && previous.pid !== next?.pid) {
-      const ids = this.#byPid.get(previous.pid)
-      if (ids?.delete(id) && ids.size === 0) {
-        this.#byPid.delete(previous.pid)
-        this.#pidKeys.delete(previous.pid)
-      }
-    }
-    if (next && next.pid !== 0) {
-      // Judged just now: with the probe the judge holds. The first entry of a pid sets the pid's probe; a later one
-      // judged with another probe than its siblings makes the next sweep re-judge them all.
-      const key = keyOf(judge.probe(next.pid))
-      let ids = this.#byPid.get(next.pid)
-      if (!ids) this.#byPid.set(next.pid, (ids = new Set()))
-      if (ids.size === 0 || (ids.size === 1 && ids.has(id))) this.#pidKeys.set(next.pid, key)
-      else if (this.#pidKeys.get(next.pid) !== key) this.#pidKeys.delete(next.pid)
-      ids.add(id)
-    }
-    if (next && next.pid !== 0 && (next.leaseUntil !== undefined || next.pidStartTime === null)) this.#timed.add(id)
-    else this.#timed.delete(id)
   }
 
   /** Judge one tracked workspace again, and report a changed verdict. */
@@ -508,16 +413,6 @@ export class RegistryWatcher extends EventEmitter<RegistryWatcherEvents> impleme
 /** Let file events in between slices of a sweep. */
 function pauseSweep(): Promise<void> {
   return new Promise<void>((resolve) => setImmediate(resolve))
-}
-
-/** What a judgement learns from an owner's process: state and start identity. */
-function keyOf(probe: ProcessProbe): string {
-  return `${probe.state}:${probe.startTime}:${probe.startedAtMs}:${probe.hiddenBecause ?? ''}`
-}
-
-/** What every judgement on this machine depends on besides the entry: a change re-judges everything. */
-function machineOf(judge: Judge): string {
-  return `${judge.host}\0${judge.bootId}\0${judge.pidNamespace}\0${judge.timeNamespace}\0${judge.trashDirs.join('\0')}`
 }
 
 function nearestExisting(path: string): string | undefined {
