@@ -1,29 +1,49 @@
-// The simplest correct code for each operation, with raw `fs` calls: what the registry is measured against.
+// What a careful hand-written registry would do with raw `fs` calls: the fair baselines the registry is measured
+// against. They check what the registry checks about liveness (owner alive by its start identity, workspace
+// folder present) the way a careful author would — one /proc read per distinct pid, kill(pid, 0) only where /proc
+// cannot answer, the same one-call cwd check — and skip what only the registry does: validating entries, the id
+// check, hostile files, legacy and debris handling, compare-and-delete.
 import { createHash } from 'node:crypto'
-import { closeSync, fsyncSync, openSync, readdirSync, readFileSync, realpathSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs'
-import { join } from 'node:path'
+import { closeSync, existsSync, fsyncSync, openSync, readdirSync, readFileSync, realpathSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs'
 
+/** Start ticks of `pid` from /proc/<pid>/stat; null when the process is gone; undefined when /proc cannot tell. */
 function startTicks(pid) {
-  const text = readFileSync(`/proc/${pid}/stat`, 'latin1')
-  return text.slice(text.lastIndexOf(')') + 2).split(' ')[19]
+  let text
+  try {
+    text = readFileSync(`/proc/${pid}/stat`, 'latin1')
+  } catch (error) {
+    if (error.code === 'ENOENT' || error.code === 'ESRCH') return null
+    try {
+      process.kill(pid, 0)
+    } catch (signalError) {
+      if (signalError.code === 'ESRCH') return null
+    }
+    return undefined
+  }
+  const fields = text.slice(text.lastIndexOf(')') + 2).split(' ')
+  return fields[0] === 'Z' || fields[0] === 'X' ? null : fields[19]
 }
 
-/** Same liveness checks as the registry: kill(pid, 0), /proc/<pid>/stat start time, stat(cwd). */
-function isLive(entry) {
-  if (entry.pid > 0) {
-    try {
-      process.kill(entry.pid, 0)
-    } catch (error) {
-      if (error.code === 'ESRCH') return false
-    }
-    try {
-      if (startTicks(entry.pid) !== entry.pidStartTime) return false
-    } catch {
-      return false
-    }
+/**
+ * The registry's statuses, judged the simple way: `dead` (owner gone or its pid reused), `unknown` (/proc cannot
+ * tell), `orphan` (owner alive, folder gone), `alive`; entries without an owner are `idle` or `gone` by their folder.
+ * `probes` memoizes the /proc read per pid across one list; a lone read passes none.
+ */
+function judge(entry, probes) {
+  const folder = () => existsSync(`${entry.cwd}/.`)
+  if (!(entry.pid > 0)) return folder() ? 'idle' : 'gone'
+  let ticks = probes?.get(entry.pid)
+  if (ticks === undefined && !probes?.has(entry.pid)) {
+    ticks = startTicks(entry.pid)
+    probes?.set(entry.pid, ticks)
   }
-  return statSync(entry.cwd, { throwIfNoEntry: false })?.isDirectory() === true
+  if (ticks === null) return 'dead'
+  if (ticks === undefined) return 'unknown'
+  if (entry.pidStartTime !== null && ticks !== entry.pidStartTime) return 'dead'
+  return folder() ? 'alive' : 'orphan'
 }
+
+const prunable = (status) => status === 'dead' || status === 'gone'
 
 function byNameThenCwd(a, b) {
   if (a.name !== b.name) return a.name < b.name ? -1 : 1
@@ -34,7 +54,7 @@ function byNameThenCwd(a, b) {
 function* entries(dir) {
   for (const name of readdirSync(dir)) {
     if (!name.endsWith('.json')) continue
-    const path = join(dir, name)
+    const path = `${dir}/${name}`
     try {
       yield { path, entry: JSON.parse(readFileSync(path, 'utf8')) }
     } catch {
@@ -43,18 +63,21 @@ function* entries(dir) {
   }
 }
 
-/** readdir + readFileSync + JSON.parse + the liveness checks, sorted like list(). */
+/** readdir + readFileSync + JSON.parse + the liveness checks (one /proc read per pid), sorted like list(). */
 export function rawList(dir) {
+  const probes = new Map()
   const out = []
-  for (const { entry } of entries(dir)) if (isLive(entry)) out.push(entry)
+  for (const { entry } of entries(dir)) if (!prunable(judge(entry, probes))) out.push(entry)
   return out.sort(byNameThenCwd)
 }
 
 /** rawList plus a stat of each file for its mtime, as listInfo() reports. */
 export function rawListInfo(dir) {
+  const probes = new Map()
   const out = []
   for (const { path, entry } of entries(dir)) {
-    if (isLive(entry)) out.push({ ...entry, status: 'alive', reason: null, path, mtime: statSync(path).mtime.toISOString() })
+    const status = judge(entry, probes)
+    if (!prunable(status)) out.push({ ...entry, status, path, mtime: statSync(path).mtime.toISOString() })
   }
   return out.sort(byNameThenCwd)
 }
@@ -65,29 +88,33 @@ export function rawRead(dir, cwd) {
   const id = createHash('sha256').update(canonical).digest('hex').slice(0, 16)
   let entry
   try {
-    entry = JSON.parse(readFileSync(join(dir, `${id}.json`), 'utf8'))
+    entry = JSON.parse(readFileSync(`${dir}/${id}.json`, 'utf8'))
   } catch {
     return undefined
   }
-  return isLive(entry) ? entry : undefined
+  return prunable(judge(entry)) ? undefined : entry
 }
 
 let counter = 0
 /** open + write + fsync + close + rename of the same bytes. */
 export function rawWrite(dir, name, bytes) {
-  const temp = join(dir, `${name}.raw-${process.pid}-${counter++}`)
+  const temp = `${dir}/${name}.raw-${process.pid}-${counter++}`
   const fd = openSync(temp, 'wx', 0o600)
   writeSync(fd, bytes)
   fsyncSync(fd)
   closeSync(fd)
-  renameSync(temp, join(dir, name))
+  renameSync(temp, `${dir}/${name}`)
 }
 
-/** rawList's check, and unlink of every entry that fails it. */
+/**
+ * rawList's judgement, then a plain `unlink` of every entry found dead. It SKIPS compare-and-delete: a writer that
+ * re-registered the workspace between the read and the unlink loses its new entry.
+ */
 export function rawPrune(dir) {
+  const probes = new Map()
   const removed = []
   for (const { path, entry } of entries(dir)) {
-    if (isLive(entry)) continue
+    if (!prunable(judge(entry, probes))) continue
     unlinkSync(path)
     removed.push(path)
   }

@@ -7,6 +7,9 @@ import { join } from 'node:path'
 
 const owners = new Set()
 
+/** Live owners at every size (and as many dead ones): 1 entry each at N = 100, 1,000 at N = 100,000. */
+export const OWNERS = 100
+
 /** Start `count` live owner processes (`sleep`: tiny, real pids with real start times). */
 export async function startOwners(count) {
   const started = []

@@ -17,8 +17,13 @@ if (process.argv[2] === '--summary') {
   }
   const self = new Map()
   const dt = profile.timeDeltas
+  // Garbage collection and V8's own work show as root-level samples: count those that fall between list() samples.
+  const within = profile.samples.map((id) => inside(id))
+  const first = within.indexOf(true)
+  const last = within.lastIndexOf(true)
+  const rootLevel = new Set(['(garbage collector)', '(program)'])
   profile.samples.forEach((id, i) => {
-    if (!inside(id)) return
+    if (!within[i] && !(i > first && i < last && rootLevel.has(byId.get(id).callFrame.functionName))) return
     const { functionName, url, lineNumber } = byId.get(id).callFrame
     const key = `${functionName || '(anonymous)'} ${url.split('/').slice(-2).join('/')}:${lineNumber + 1}`
     self.set(key, (self.get(key) ?? 0) + (dt[i] ?? 0))

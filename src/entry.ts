@@ -78,6 +78,30 @@ function optionalString(value: unknown, max = 4096): boolean {
   return value === undefined || value === null || (typeof value === 'string' && value.length <= max)
 }
 
+// The keys of an entry as built below: the first eight always, then the optional ones in this order.
+const ALWAYS = ['version', 'id', 'cwd', 'name', 'pid', 'pidStartTime', 'bootId', 'host']
+const THEN = new Map(['pidNamespace', 'timeNamespace', 'url', 'startedAt', 'updatedAt', 'meta', 'leaseUntil'].map((key, rank) => [key, rank]))
+
+/**
+ * True when a validated object has exactly the keys the entry built from it would have, in the same order (so
+ * nothing to default, nothing unknown to copy, and the same JSON): lists then keep the parsed object, which spares
+ * a second object per entry and the garbage collection it costs.
+ */
+function inEntryOrder(v: Record<string, unknown>): boolean {
+  let at = 0
+  let rank = -1
+  for (const key in v) {
+    if (at < ALWAYS.length) {
+      if (key !== ALWAYS[at++]) return false
+      continue
+    }
+    const next = THEN.get(key)
+    if (next === undefined || next <= rank) return false
+    rank = next
+  }
+  return at === ALWAYS.length && v.updatedAt !== undefined
+}
+
 /**
  * Validate parsed JSON as an entry. `legacy` files (`<id>-<pid>.json`) may lack `version`,
  * `id` and the identity fields; `expectedId` (from the file name) must match the cwd's hash,
@@ -110,13 +134,16 @@ function validateEntry(value: unknown, expectedId: string, options: { legacy?: b
   if (!options.legacy && (v.host === undefined || v.id === undefined)) return { ok: false, problem: 'id or host is missing' }
   if (v.url !== undefined && (typeof v.url !== 'string' || v.url.length > 4096)) return { ok: false, problem: 'url is not a string' }
   if (!isTime(v.startedAt)) return { ok: false, problem: 'startedAt is not an ISO-8601 UTC time' }
-  if (v.updatedAt !== undefined && !isTime(v.updatedAt)) {
+  // Written once, both times are the same string: one check serves.
+  if (v.updatedAt !== undefined && v.updatedAt !== v.startedAt && !isTime(v.updatedAt)) {
     return { ok: false, problem: 'updatedAt is not an ISO-8601 UTC time' }
   }
   if (v.updatedAt === undefined && !options.legacy) return { ok: false, problem: 'updatedAt is missing' }
   if (v.meta !== undefined && !isPlainObject(v.meta)) return { ok: false, problem: 'meta is not an object' }
   if (v.leaseUntil !== undefined && !isTime(v.leaseUntil)) return { ok: false, problem: 'leaseUntil is not an ISO-8601 UTC time' }
 
+  // What a writer of this version wrote is already the entry: its own keys, in the order below, nothing to fill in.
+  if (inEntryOrder(v)) return { ok: true, entry: v as unknown as Entry }
   // Build a fresh object (own data properties only) so keys such as `__proto__` stay inert data.
   const entry: Record<string, unknown> = {
     version: 1,
@@ -206,7 +233,7 @@ export function parseEntry(input: string | Uint8Array, expectedId: string, optio
     // Bytes that are not UTF-8 make the file corrupt instead of turning into U+FFFD (which a rewrite would keep).
     if (!isUtf8(input)) return { ok: false, problem: 'is not UTF-8 text' }
     const bom = input[0] === 0xef && input[1] === 0xbb && input[2] === 0xbf ? 3 : 0
-    text = Buffer.from(input.buffer, input.byteOffset + bom, input.byteLength - bom).toString('utf8')
+    text = Buffer.isBuffer(input) ? input.toString('utf8', bom) : Buffer.from(input.buffer, input.byteOffset + bom, input.byteLength - bom).toString('utf8')
   }
   if (nestingExceeds(text, MAX_ENTRY_DEPTH) >= 0) return { ok: false, problem: `nests arrays or objects deeper than ${MAX_ENTRY_DEPTH} levels` }
   let value: unknown

@@ -9,6 +9,7 @@ export interface Candidate {
   legacy: boolean
   bytes: Buffer
   entry: Entry
+  /** The file's mtime; NaN where a list had no need to read it (see `ScanOptions.mtimes`). */
   mtimeMs: number
   verdict: Verdict
 }

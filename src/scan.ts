@@ -1,6 +1,6 @@
-import { lstatSync, readdirSync } from 'node:fs'
+import { type Dirent, lstatSync, readdirSync } from 'node:fs'
 import { basename, join, sep } from 'node:path'
-import { parseEntry, serializeEntry, type Entry } from './entry.js'
+import { parseEntry, serializeEntry, type Entry, type ParseResult } from './entry.js'
 import { isErrno } from './errors.js'
 import { appendHistory, endOf, quarantineOf, type HistoryInput } from './history.js'
 import { pickWinner, upgradeLegacy, type Candidate } from './legacy.js'
@@ -8,7 +8,8 @@ import { LOCK_FILE, LOCK_FILE_NAME, LOCK_TEMP_NAME, staleLockRecord, sweepLockFi
 import { ENTRY_NAME, TEMP_NAME } from './paths.js'
 import { Judge, isPrunable, type StatusReason } from './status.js'
 import {
-  checkDir, compareAndDelete, createExclusive, parseAside, placeExclusive, quarantine, readEntryFile, readEntryView, sweepTemp, unlinkQuiet, unreadableError, type Judged,
+  checkDir, compareAndDelete, createExclusive, parseAside, placeExclusive, quarantine, readEntryFile, readEntryQuick, readEntryView, sweepTemp, unlinkQuiet, unreadableError,
+  type Judged, type QuickRead,
 } from './store.js'
 
 /** Why `registry.prune()` took a file away. */
@@ -54,6 +55,8 @@ export interface ScanOptions {
   quarantine?: boolean
   /** Throw `E_UNREADABLE` for a file that cannot be read, instead of skipping it (callers about to write). */
   strict?: boolean
+  /** Give every row its file's mtime (listInfo shows it); otherwise only rows whose judgement needs it have one. */
+  mtimes?: boolean
 }
 
 export interface ScanResult {
@@ -83,6 +86,8 @@ export function byNameThenCwd(a: Candidate, b: Candidate): number {
  */
 export class Folder {
   readonly #prefix: string
+  /** Entry files of the scan under way that the folder listing did not show as regular files. */
+  #checked: ReadonlySet<string> = new Set()
 
   constructor(
     readonly dir: string,
@@ -176,9 +181,11 @@ export class Folder {
   scan(options: ScanOptions): ScanResult {
     const result: ScanResult = { rows: [], dead: [], corrupt: [], report: [], ended: [] }
     if (!checkDir(this.dir)) return result
-    let names: string[]
+    let names: Dirent[]
     try {
-      names = readdirSync(this.dir)
+      // The file types come with the names (no system call per file): a file that is not plainly a regular one is
+      // read with the full checks, so a FIFO with a writer is refused, not read as an entry (see readEntryQuick).
+      names = readdirSync(this.dir, { withFileTypes: true })
     } catch (error) {
       if (isErrno(error, 'ENOENT')) return result
       throw error
@@ -187,9 +194,12 @@ export class Folder {
     const groups = new Map<string, string | string[]>()
     const temps: string[] = []
     const locks: string[] = []
-    for (const name of names) {
+    const checked = new Set<string>()
+    for (const dirent of names) {
+      const name = dirent.name
       const match = ENTRY_NAME.exec(name)
       if (match) {
+        if (!dirent.isFile()) checked.add(name)
         const id = match[1] as string
         const files = groups.get(id)
         if (files === undefined) groups.set(id, name)
@@ -201,7 +211,9 @@ export class Folder {
         locks.push(name)
       }
     }
+    names.length = 0 // the Dirents are garbage from here: not kept (and traced) while every file is read
     const judge = new Judge(this.marker, this.leaseGraceMs)
+    this.#checked = checked
     const debris: string[] = []
     for (const name of temps) {
       const handled = this.#restoreAside(name, judge, options, result)
@@ -244,29 +256,44 @@ export class Folder {
     const candidates: Candidate[] = []
     for (const file of files) {
       const legacy = file.charAt(16) === '-' // `<16 hex>-<pid>.json`; a canonical file (or its aside) has a dot there
-      const read = readEntryView(this.path(file))
+      const path = this.path(file)
+      const { read, parsed } = this.#readFile(path, id, legacy, judge, options.mtimes === true || legacy || this.#checked.has(file))
       if (read.kind === 'missing') continue
       if (read.kind === 'unreadable') {
         // Not corrupt, not gone: skipped by lists (doctor reports it), never moved; a caller about to write fails.
-        if (options.strict) throw unreadableError(this.path(file), read.problem)
+        if (options.strict) throw unreadableError(path, read.problem)
         continue
       }
       if (read.kind === 'corrupt') {
         result.corrupt.push({ id, file, problem: read.problem, mtimeMs: read.mtimeMs, judged: read.judged })
         continue
       }
-      const parsed = parseEntry(read.bytes, id, { legacy, localHost: judge.host })
-      if (!parsed.ok) {
-        result.corrupt.push({ id, file, problem: parsed.problem, mtimeMs: read.mtimeMs, judged: Buffer.from(read.bytes) })
+      if (!parsed?.ok) {
+        result.corrupt.push({ id, file, problem: parsed?.problem ?? '', mtimeMs: read.mtimeMs, judged: Buffer.from(read.bytes) })
         continue
       }
       shareMachineStrings(parsed.entry, judge)
-      const verdict = judge.judge(parsed.entry, read.mtimeMs)
+      const verdict = judge.judge(parsed.entry, read.mtimeMs ?? undefined)
       const bytes = view ? read.bytes : Buffer.from(read.bytes)
-      candidates.push({ file, legacy, bytes, entry: parsed.entry, mtimeMs: read.mtimeMs, verdict })
+      candidates.push({ file, legacy, bytes, entry: parsed.entry, mtimeMs: read.mtimeMs ?? Number.NaN, verdict })
     }
     this.#settleGroup(candidates, judge, options, result)
     if (view) for (const candidate of candidates) candidate.bytes = NO_BYTES
+  }
+
+  /**
+   * Read and parse one entry file. Lists skip its `fstat` (readEntryQuick): the mtime is read — with the bytes, in
+   * one more read of the file — only where something needs it: corrupt rows show it, and an owner without a start
+   * identity is judged by when its entry was written.
+   */
+  #readFile(path: string, id: string, legacy: boolean, judge: Judge, withMtime: boolean): { read: QuickRead; parsed?: ParseResult } {
+    const read = withMtime ? readEntryView(path) : readEntryQuick(path)
+    if (read.kind !== 'ok') return { read }
+    const parsed = parseEntry(read.bytes, id, { legacy, localHost: judge.host })
+    if (read.mtimeMs === null && (!parsed.ok || (parsed.entry.pidStartTime === null && parsed.entry.pid !== 0))) {
+      return this.#readFile(path, id, legacy, judge, true)
+    }
+    return { read, parsed }
   }
 
   /** Pick the candidate that speaks for a workspace and (when pruning) clean up the rest. */

@@ -59,13 +59,57 @@ export function readEntryView(path: string): FileRead {
     return openFailure(path, error)
   }
   try {
+    return readOpened(fd)
+  } finally {
+    closeSync(fd)
+  }
+}
+
+/** A {@link FileRead} whose bytes may come without their file's mtime (null): what {@link readEntryQuick} returns. */
+export type QuickRead = FileRead | { kind: 'ok'; bytes: Buffer; mtimeMs: null }
+
+/**
+ * {@link readEntryView} for lists: open, one `read` into a fixed buffer, close — no `fstat`, whose only other uses
+ * are the mtime (null here: a caller that needs it reads with {@link readEntryView}) and refusing non-regular and
+ * oversized files. Those are refused by other means: the open follows no link and never blocks; a read that fills
+ * the buffer, fails (a folder: EISDIR; a FIFO: EAGAIN) or finds nothing (an empty file, a FIFO without a writer)
+ * hands the same descriptor to readEntryView's checks, so such files get exactly its verdicts. A FIFO with a
+ * writer would read like a file: the folder listing's file type keeps those away (see `Folder.scan`).
+ */
+export function readEntryQuick(path: string): QuickRead {
+  let fd: number
+  try {
+    fd = openEntry(path)
+  } catch (error) {
+    if (isErrno(error, 'ENOENT')) return { kind: 'missing' }
+    return openFailure(path, error)
+  }
+  try {
+    let n = 0
+    try {
+      n = readSync(fd, shared, 0, shared.length, null)
+    } catch {
+      n = 0
+    }
+    // A regular file's read comes back short only at its end: fewer bytes than the buffer holds is the whole file.
+    if (n > 0 && n < shared.length) return { kind: 'ok', bytes: shared.subarray(0, n), mtimeMs: null }
+    return readOpened(fd)
+  } finally {
+    closeSync(fd)
+  }
+}
+
+/** The checks and read of an open entry file: type and size by `fstat`, then its bytes from offset 0. */
+function readOpened(fd: number): FileRead {
+  try {
     const stat = fstatSync(fd)
     if (!stat.isFile()) return { kind: 'corrupt', problem: 'is not a regular file', mtimeMs: stat.mtimeMs, judged: stampOf(stat) }
     if (stat.size > MAX_ENTRY_BYTES) return { kind: 'corrupt', problem: `is larger than ${MAX_ENTRY_BYTES} bytes`, mtimeMs: stat.mtimeMs, judged: stampOf(stat) }
     const target = stat.size < shared.length ? shared : Buffer.allocUnsafe(MAX_ENTRY_BYTES + 1)
     let length = 0
     for (;;) {
-      const n = readSync(fd, target, length, target.length - length, null)
+      // Positioned reads: a caller may already have read part of the file through this descriptor.
+      const n = readSync(fd, target, length, target.length - length, length)
       if (n === 0) break
       length += n
       if (length > MAX_ENTRY_BYTES) return { kind: 'corrupt', problem: `is larger than ${MAX_ENTRY_BYTES} bytes`, mtimeMs: stat.mtimeMs, judged: stampOf(stat) }
@@ -75,8 +119,6 @@ export function readEntryView(path: string): FileRead {
     return { kind: 'ok', bytes: target.subarray(0, length), mtimeMs: stat.mtimeMs }
   } catch (error) {
     return { kind: 'unreadable', problem: `cannot be read (${codeOf(error)})`, mtimeMs: null }
-  } finally {
-    closeSync(fd)
   }
 }
 

@@ -38,6 +38,31 @@ describe('parseEntry', () => {
     expect(text).toContain('"__proto__": "kept"')
   })
 
+  it('gives the same entry, key for key and in order, whether the file lists its keys in entry order or not', () => {
+    // In entry order the parsed object is kept as the entry; any other order is built afresh: both must read the same.
+    const { startedAt, updatedAt, ...identity } = valid
+    const full: Record<string, unknown> = {
+      ...identity, pidNamespace: '4026531836', timeNamespace: null, url: 'http://127.0.0.1:3000', startedAt, updatedAt, meta: { a: 1 }, leaseUntil: '2026-01-01T00:01:00.000Z',
+    }
+    const keys = Object.keys(full)
+    const canonical = parse(full)
+    expect(canonical.ok && Object.keys(canonical.entry)).toEqual(keys)
+    const orders = [
+      [...keys].reverse(),
+      [...keys.slice(1), keys[0]],
+      ...keys.slice(0, -1).map((_, i) => [...keys.slice(0, i), keys[i + 1], keys[i], ...keys.slice(i + 2)]),
+    ]
+    for (const order of orders) {
+      const text = JSON.stringify(Object.fromEntries(order.map((key) => [key as string, full[key as string]])))
+      expect(JSON.stringify(parseEntry(text, id)), order.join(',')).toBe(JSON.stringify(canonical))
+    }
+    // Keys left to their defaults, or one more than an entry has, make a fresh entry too.
+    const { name: _name, ...unnamed } = full
+    expect(parse(unnamed)).toMatchObject({ ok: true, entry: { name: 'foo' } })
+    const extra = parse({ ...full, later: 1 })
+    expect(extra.ok && Object.keys(extra.entry)).toEqual([...keys, 'later'])
+  })
+
   it('keeps prototype-pollution keys as plain data', () => {
     const result = parseEntry(`{"__proto__": {"polluted": true}, ${JSON.stringify(valid).slice(1)}`, id)
     expect(result.ok).toBe(true)
