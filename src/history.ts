@@ -17,6 +17,7 @@ export const HISTORY_ROTATE_BYTES = 1024 * 1024
 const MAX_LINE_BYTES = 4096
 // Records written together (one scan's) go in writes of at most this size.
 const MAX_WRITE_BYTES = 64 * 1024
+const MAX_WRITE_UNITS = Math.floor(MAX_WRITE_BYTES / 3)
 // Reading never takes in more than this per file (an appender holding the old descriptor may grow `.history.1` a little).
 const MAX_READ_BYTES = 4 * HISTORY_ROTATE_BYTES
 
@@ -62,11 +63,12 @@ function cut(text: string, length: number): string {
 }
 
 /** The record as one NDJSON line of at most {@link MAX_LINE_BYTES}: the longest text field is halved until it fits. */
-function lineOf(record: HistoryRecord): Buffer {
+function lineOf(record: HistoryRecord): string {
   const fields = ['cwd', 'name', 'problem'] as const
   for (;;) {
-    const line = Buffer.from(`${JSON.stringify(record)}\n`)
-    if (line.length <= MAX_LINE_BYTES) return line
+    const line = `${JSON.stringify(record)}\n`
+    // A UTF-16 unit is at most 3 UTF-8 bytes: only a long line needs its bytes counted.
+    if (line.length * 3 <= MAX_LINE_BYTES || Buffer.byteLength(line) <= MAX_LINE_BYTES) return line
     let longest: (typeof fields)[number] = 'cwd'
     for (const field of fields) if ((record[field]?.length ?? 0) > (record[longest]?.length ?? 0)) longest = field
     record[longest] = cut(record[longest] ?? '', Math.floor((record[longest]?.length ?? 0) / 2))
@@ -76,32 +78,60 @@ function lineOf(record: HistoryRecord): Buffer {
 
 /**
  * Append records to `dir/.history`. Never throws and never blocks what it records: a full disk, a read-only folder or
- * no descriptors to spare lose the records (returns false), never the deletions they describe. Records of one scan
- * go in one write (up to {@link MAX_WRITE_BYTES}): a prune of thousands of entries opens the file once, not per entry.
+ * no descriptors to spare lose the records (returns false), never the deletions they describe.
  */
 export function appendHistory(dir: string, inputs: HistoryInput | HistoryInput[]): boolean {
-  const list = Array.isArray(inputs) ? inputs : [inputs]
-  try {
-    const at = new Date().toISOString()
-    const lines = list.map((input) => lineOf(recordOf(input, at)))
-    let ok = true
-    for (let start = 0; start < lines.length; ) {
-      let end = start
-      let bytes = 0
-      while (end < lines.length && (end === start || bytes + (lines[end] as Buffer).length <= MAX_WRITE_BYTES)) bytes += (lines[end++] as Buffer).length
-      ok = writeLines(dir, Buffer.concat(lines.slice(start, end), bytes)) && ok
-      start = end
+  const batch = new HistoryBatch(dir)
+  for (const input of Array.isArray(inputs) ? inputs : [inputs]) batch.add(input)
+  return batch.flush()
+}
+
+/**
+ * Records of one scan, written as they come in writes of at most {@link MAX_WRITE_BYTES}: a prune of thousands of
+ * entries opens the file once per 64 KiB of records, not per record, and holds no more than that many records' text.
+ * Never throws (see {@link appendHistory}).
+ */
+export class HistoryBatch {
+  #text = ''
+  #at: string | undefined
+  #ok = true
+
+  constructor(readonly dir: string) {}
+
+  /** Record one end; written once a write's worth has gathered, or by {@link flush}. */
+  add(input: HistoryInput): void {
+    try {
+      // A write's records share the time it was gathered in (they were ended within the same moment).
+      const line = lineOf(recordOf(input, (this.#at ??= new Date().toISOString())))
+      // Counted in UTF-16 units, at most 3 UTF-8 bytes each: no byte count per line, and a write never passes the bound.
+      if (this.#text.length + line.length > MAX_WRITE_UNITS) this.flush()
+      this.#text += line
+    } catch {
+      this.#ok = false
     }
-    return ok
-  } catch {
-    return false
+  }
+
+  /** Write what has gathered; false when any record of the batch was lost. */
+  flush(): boolean {
+    if (this.#text.length > 0) {
+      try {
+        this.#ok = writeLines(this.dir, Buffer.from(this.#text)) && this.#ok
+      } catch {
+        this.#ok = false
+      }
+      this.#text = ''
+      this.#at = undefined
+    }
+    return this.#ok
   }
 }
 
 function recordOf(input: HistoryInput, at: string): HistoryRecord {
-  const { to, ...rest } = input
-  const record: HistoryRecord = { at, ...rest, by: process.pid }
-  if (record.problem === undefined) delete record.problem
+  // One literal per shape, in the key order the file has always had: `problem` (quarantine only) before `by`, `to` last.
+  const { id, cwd, name, pid, event, reason, problem, to } = input
+  const record: HistoryRecord = problem === undefined
+    ? { at, id, cwd, name, pid, event, reason, by: process.pid }
+    : { at, id, cwd, name, pid, event, reason, problem, by: process.pid }
   if (to) record.to = basename(to)
   return record
 }

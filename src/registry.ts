@@ -285,7 +285,7 @@ export class Registry {
   async listInfo(options?: ListInfoOptions & { all?: false | undefined }): Promise<EntryRow[]>
   async listInfo(options: ListInfoOptions): Promise<EntryInfo[]>
   async listInfo(options: ListInfoOptions = {}): Promise<EntryInfo[]> {
-    const scan = this.#folder.scan({ prune: options.prune ?? true, mtimes: true })
+    const scan = this.#folder.scan({ prune: options.prune ?? true, mtimes: true, dead: options.all === true })
     const rows: EntryRow[] = scan.rows.map((row) => this.#info(row))
     if (options.all) {
       // A loop, not push(...rows): spreading an unbounded array overflows the stack (~150k rows).

@@ -2,7 +2,7 @@ import { type Dirent, lstatSync, readdirSync } from 'node:fs'
 import { basename, join, sep } from 'node:path'
 import { parseEntry, serializeEntry, type Entry, type ParseResult } from './entry.js'
 import { isErrno } from './errors.js'
-import { appendHistory, endOf, quarantineOf, type HistoryInput } from './history.js'
+import { HistoryBatch, appendHistory, endOf, quarantineOf } from './history.js'
 import { pickWinner, upgradeLegacy, type Candidate } from './legacy.js'
 import { LOCK_FILE, LOCK_FILE_NAME, LOCK_TEMP_NAME, staleLockRecord, sweepLockFiles } from './lock.js'
 import { ENTRY_NAME, TEMP_NAME } from './paths.js'
@@ -57,15 +57,18 @@ export interface ScanOptions {
   strict?: boolean
   /** Give every row its file's mtime (listInfo shows it); otherwise only rows whose judgement needs it have one. */
   mtimes?: boolean
+  /** Return the dead and gone candidates too (`listInfo({ all })` shows them); otherwise they are not kept past their group. */
+  dead?: boolean
 }
 
 export interface ScanResult {
   rows: Candidate[]
+  /** Dead and gone candidates, only with {@link ScanOptions.dead}. */
   dead: Candidate[]
   corrupt: CorruptFile[]
   report: PruneItem[]
-  /** Ends to record in the history, written together once the scan is done. */
-  ended: HistoryInput[]
+  /** Ends to record in the history, written in batches as the scan goes (flushed when it is done). */
+  ended: HistoryBatch
 }
 
 /** A temp file older than this is a crashed writer's debris. */
@@ -174,15 +177,15 @@ export class Folder {
       canonical.verdict = judge.judge(canonical.entry, canonical.mtimeMs)
       if (!isPrunable(canonical.verdict.status)) return canonical
     }
-    const result: ScanResult = { rows: [], dead: [], corrupt: [], report: [], ended: [] }
+    const result: ScanResult = { rows: [], dead: [], corrupt: [], report: [], ended: new HistoryBatch(this.dir) }
     this.#resolveGroup(id, this.filesOf(id), judge, { ...options, keepBytes: true }, result)
-    if (result.ended.length > 0) appendHistory(this.dir, result.ended)
+    result.ended.flush()
     return result.rows[0]
   }
 
   /** Read (and, when asked, clean) the whole folder. */
   scan(options: ScanOptions): ScanResult {
-    const result: ScanResult = { rows: [], dead: [], corrupt: [], report: [], ended: [] }
+    const result: ScanResult = { rows: [], dead: [], corrupt: [], report: [], ended: new HistoryBatch(this.dir) }
     if (!checkDir(this.dir)) return result
     let names: Dirent[]
     try {
@@ -246,12 +249,12 @@ export class Folder {
     if (options.quarantine) {
       for (const file of result.corrupt) {
         const quarantinedTo = options.dryRun ? null : quarantine(this.dir, file.file, file.judged)
-        if (quarantinedTo) result.ended.push(quarantineOf(file.id, file.problem, quarantinedTo))
+        if (quarantinedTo) result.ended.add(quarantineOf(file.id, file.problem, quarantinedTo))
         result.report.push({ id: file.id, cwd: null, path: this.path(file.file), reason: 'corrupt', problem: file.problem, quarantinedTo })
       }
     }
     result.rows.sort(byNameThenCwd)
-    if (result.ended.length > 0) appendHistory(this.dir, result.ended)
+    result.ended.flush()
     return result
   }
 
@@ -310,7 +313,7 @@ export class Folder {
     if (!winner) return
     if (isPrunable(winner.verdict.status)) {
       for (const candidate of candidates) {
-        result.dead.push(candidate)
+        if (options.dead) result.dead.push(candidate)
         this.#delete(candidate, candidate.verdict.reason ?? 'exited', options, result)
       }
       return
@@ -319,7 +322,7 @@ export class Folder {
     if (winner.legacy && options.prune) row = this.#migrate(winner, candidates, judge, options, result) ?? winner
     for (const candidate of candidates) {
       if (candidate === winner || candidate.file === row.file) continue
-      if (isPrunable(candidate.verdict.status)) result.dead.push(candidate)
+      if (options.dead && isPrunable(candidate.verdict.status)) result.dead.push(candidate)
       this.#delete(candidate, isPrunable(candidate.verdict.status) ? (candidate.verdict.reason ?? 'exited') : 'legacy-duplicate', options, result)
     }
     if (!options.keepBytes) row.bytes = NO_BYTES
@@ -340,7 +343,7 @@ export class Folder {
       const current = candidates.find((candidate) => !candidate.legacy)
       // Written whole before the judged canonical file is touched: a full disk leaves both files as they were.
       if (!createExclusive(this.dir, file, data, current?.bytes)) return undefined
-      if (current && isPrunable(current.verdict.status)) result.dead.push(current)
+      if (options.dead && current && isPrunable(current.verdict.status)) result.dead.push(current)
     } catch (error) {
       // A folder we cannot write to (read-only, full) still lists: the legacy row stands until a later migration.
       if (isErrno(error, 'EACCES', 'EPERM', 'EROFS', 'E_NO_SPACE')) return undefined
@@ -348,7 +351,7 @@ export class Folder {
     }
     if (compareAndDelete(this.dir, winner.file, winner.bytes) === 'deleted') {
       result.report.push({ id: upgraded.id, cwd: upgraded.cwd, path: this.path(winner.file), reason: 'legacy-migrated' })
-      result.ended.push(endOf(winner.entry, 'migrated', 'legacy-migrated'))
+      result.ended.add(endOf(winner.entry, 'migrated', 'legacy-migrated'))
     }
     return migrated
   }
@@ -381,7 +384,7 @@ export class Folder {
       const judged = read.kind === 'corrupt' ? read.judged : Buffer.from(read.bytes)
       const problem = read.kind === 'corrupt' ? read.problem : parsed?.ok === false ? parsed.problem : ''
       const quarantinedTo = options.dryRun ? null : quarantine(this.dir, name, judged)
-      if (quarantinedTo) result.ended.push(quarantineOf(id, problem, quarantinedTo))
+      if (quarantinedTo) result.ended.add(quarantineOf(id, problem, quarantinedTo))
       result.report.push({ id, cwd: null, path: this.path(name), reason: 'corrupt', problem, quarantinedTo })
       return true
     }
@@ -423,7 +426,7 @@ export class Folder {
     }
     if (compareAndDelete(this.dir, candidate.file, candidate.bytes) === 'deleted') {
       result.report.push(item)
-      result.ended.push(endOf(candidate.entry, 'pruned', reason))
+      result.ended.add(endOf(candidate.entry, 'pruned', reason))
     }
   }
 }

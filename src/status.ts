@@ -37,6 +37,11 @@ export interface Verdict {
 
 const ALIVE: Verdict = Object.freeze({ status: 'alive', reason: null })
 const IDLE: Verdict = Object.freeze({ status: 'idle', reason: null })
+// The verdicts of dead owners, shared: a prune of 10,000 entries of exited owners makes no object per entry.
+const EXITED: Verdict = Object.freeze({ status: 'dead', reason: 'exited' })
+const ZOMBIE: Verdict = Object.freeze({ status: 'dead', reason: 'zombie' })
+const PID_REUSED: Verdict = Object.freeze({ status: 'dead', reason: 'pid-reused' })
+const REBOOTED: Verdict = Object.freeze({ status: 'dead', reason: 'rebooted' })
 
 /** Statuses that `read` and `list` delete on sight. */
 export function isPrunable(status: Status): boolean {
@@ -128,22 +133,22 @@ export class Judge {
       if (missing === 'cwd-unverifiable') return { status: 'unknown', reason: missing }
       return missing ? { status: 'gone', reason: missing } : IDLE
     }
-    if (entry.bootId && this.bootId && entry.bootId !== this.bootId) return { status: 'dead', reason: 'rebooted' }
+    if (entry.bootId && this.bootId && entry.bootId !== this.bootId) return REBOOTED
     const probe = this.probe(entry.pid)
-    if (probe.state === 'gone') return { status: 'dead', reason: 'exited' }
-    if (probe.state === 'zombie') return { status: 'dead', reason: 'zombie' }
+    if (probe.state === 'gone') return EXITED
+    if (probe.state === 'zombie') return ZOMBIE
     if (probe.state === 'hidden') return { status: 'unknown', reason: probe.hiddenBecause === 'no-proc' ? 'no-proc' : 'identity-unreadable' }
     if (entry.pidStartTime !== null) {
       if (probe.startTime === null) return { status: 'unknown', reason: 'identity-unreadable' }
       const same = platform.sameStart(entry.pid, entry.pidStartTime, entry.timeNamespace, probe.startTime)
-      if (same === 'different') return { status: 'dead', reason: 'pid-reused' }
+      if (same === 'different') return PID_REUSED
       // Start ticks that cannot be related across time namespaces prove nothing; nor does a wall-clock comparison,
       // which a stepped clock (btime moves with it) can turn against a live owner.
       if (same === 'unknown') return { status: 'unknown', reason: 'foreign-time-namespace' }
     } else if (probe.startedAtMs !== null) {
       const written = writtenAt(entry, writtenMs)
       if (written === null) return { status: 'unknown', reason: 'clock-skew' }
-      if (startedAfter(probe, written)) return { status: 'dead', reason: 'pid-reused' }
+      if (startedAfter(probe, written)) return PID_REUSED
     }
     const missing = this.workspaceMissing(entry.cwd)
     if (missing === 'cwd-unverifiable') return { status: 'unknown', reason: missing }

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto'
 import {
   closeSync, constants, fstatSync, type Stats, fsyncSync, linkSync, lstatSync, mkdirSync, openSync, readFileSync, readSync, renameSync, unlinkSync, writeSync,
 } from 'node:fs'
-import { join } from 'node:path'
+import { join, sep } from 'node:path'
 import { MAX_ENTRY_BYTES } from './entry.js'
 import { RegistryError, isErrno } from './errors.js'
 import { inspectProcess } from './identity.js'
@@ -301,13 +301,21 @@ export function parseAside(name: string): { entryName: string; pid: number; star
 type Taken = { aside: string } | 'changed' | 'missing' | 'read-only'
 
 /**
+ * `dir/name` for a plain file name in a registry folder (resolved when the registry is made): what `join` returns,
+ * without its character-by-character normalizing pass, which was two such passes of every compare-and-delete.
+ */
+function inDir(dir: string, name: string): string {
+  return dir.endsWith(sep) ? dir + name : dir + sep + name
+}
+
+/**
  * The one mechanism behind compare-and-delete, compare-and-move (quarantine) and the claim's swap. POSIX has no
  * conditional unlink or rename, so the file is renamed to a private name (atomic: from then on no writer can
  * change what we hold), compared with what was judged, and put back when it is not that version.
  */
 function takeAside(dir: string, name: string, judged: Judged): Taken {
-  const path = join(dir, name)
-  const aside = join(dir, asideName(name))
+  const path = inDir(dir, name)
+  const aside = inDir(dir, asideName(name))
   try {
     renameSync(path, aside)
   } catch (error) {

@@ -109,6 +109,22 @@ describe('history file', () => {
   })
 })
 
+describe('batched records', () => {
+  it('one batch larger than a write (3-byte characters): every record lands whole, in order, with the same key order as ever', () => {
+    const { dir } = sandbox()
+    mkdirSync(dir, { mode: 0o700 })
+    // ~1,000 UTF-8 bytes per record, 300 records: ~300 KB, several writes, each bounded in UTF-16 units at 3 bytes a unit.
+    const batch = Array.from({ length: 300 }, (_, i) => ({ ...record(`n${i}`), cwd: `/${'€'.repeat(320)}/${i}` }))
+    expect(appendHistory(dir, [...batch, { id: '0123456789abcdef', cwd: null, name: null, pid: null, event: 'quarantined' as const, reason: 'corrupt', problem: 'bad JSON', to: '/x/.quarantine/f' }])).toBe(true)
+    const all = lines(dir)
+    expect(all.map((line) => line.name)).toEqual([...batch.map((line) => line.name), null])
+    expect(all.every((line) => !line.truncated)).toBe(true)
+    expect(Object.keys(all[0] as object)).toEqual(['at', 'id', 'cwd', 'name', 'pid', 'event', 'reason', 'by'])
+    expect(Object.keys(all[300] as object)).toEqual(['at', 'id', 'cwd', 'name', 'pid', 'event', 'reason', 'problem', 'by', 'to'])
+    expect(all[300]).toMatchObject({ problem: 'bad JSON', to: 'f' })
+  })
+})
+
 describe('every end is recorded', () => {
   it('prune of a dead entry records pruned, its reason and the deleting pid', async () => {
     const { dir, ws } = sandbox()
