@@ -1,6 +1,8 @@
 // `npm run bench:startup`: `wsreg ls --json` at 100 entries as a whole process (spawn included) against a minimal
 // dependency-free single-file ls doing the same judgement (bench/fixtures/min-ls.cjs) and `node -e 0`, in alternating
-// rounds. Wall time: median (min–max); CPU: the children's user+sys per run (from /proc/self/stat, summed per side).
+// rounds, and `wsreg --version` (the bin loaded, its arguments parsed, no registry touched: what start-up alone costs,
+// so the table shows how much of the gap is loading the CLI and how much is listing). Wall time: median (min–max);
+// CPU: the children's user+sys per run (from /proc/self/stat, summed per side).
 // Options: --rounds N (default 30), --entries N (default 100), --bin <file> (another wsreg bin to measure),
 // --instructions (also count each side's user-space instructions once under valgrind: slow, ~10 s a run, but the same
 // on a loaded machine, where wall and CPU times of 100-200 ms processes move by 20% from run to run).
@@ -30,6 +32,7 @@ const sides = {
   ours: [bin, '--dir', dir, 'ls', '--json'],
   min: [join(ROOT, 'bench', 'fixtures', 'min-ls.cjs'), dir],
   node: ['-e', '0'],
+  version: [bin, '--version'],
 }
 // Children's CPU (utime + stime of waited-for children, fields 16 and 17), in ms.
 const TICK_MS = 10
@@ -51,8 +54,8 @@ const min = run(sides.min).out
 if (ours !== min) throw new Error('the minimal ls printed something else than wsreg ls --json: the comparison would not be fair')
 if (JSON.parse(ours).length !== entries) throw new Error(`wsreg ls --json listed ${JSON.parse(ours).length} of ${entries}`)
 
-const wall = { ours: [], min: [], node: [] }
-const cpu = { ours: 0, min: 0, node: 0 }
+const wall = { ours: [], min: [], node: [], version: [] }
+const cpu = { ours: 0, min: 0, node: 0, version: 0 }
 const names = Object.keys(sides)
 for (let i = 0; i < rounds; i++) {
   // Rotate the order so no side always runs right after another one.
@@ -69,6 +72,7 @@ const rows = [
   { n: entries, op: 'wsreg ls --json vs min ls', ours: s.ours, base: s.min, ratio: s.ours.median / s.min.median, target: '≤ 1.05×' },
   { n: entries, op: 'wsreg ls --json vs node -e 0', ours: s.ours, base: s.node, ratio: s.ours.median / s.node.median },
   { n: entries, op: 'min ls vs node -e 0', ours: s.min, base: s.node, ratio: s.min.median / s.node.median },
+  { n: entries, op: 'wsreg --version vs min ls', ours: s.version, base: s.min, ratio: s.version.median / s.min.median },
   { n: entries, op: 'CPU per run: ours vs min ls', text: `${perRun('ours').median.toFixed(1)} ms`, baseText: `${perRun('min').median.toFixed(1)} ms`, ratio: cpu.ours / cpu.min, target: '≤ 1.05×' },
   { n: entries, op: 'CPU per run: node -e 0', text: `${perRun('node').median.toFixed(1)} ms`, baseText: '-' },
 ]
@@ -85,6 +89,7 @@ if (values.instructions) {
     const mega = (side) => `${(ir[side] / 1e6).toFixed(0)} M`
     rows.push({ n: entries, op: 'instructions: ours vs min ls', text: mega('ours'), baseText: mega('min'), ratio: ir.ours / ir.min, target: '≤ 1.05×' })
     rows.push({ n: entries, op: 'instructions: min ls vs node -e 0', text: mega('min'), baseText: mega('node'), ratio: ir.min / ir.node })
+    rows.push({ n: entries, op: 'instructions: wsreg --version vs min ls', text: mega('version'), baseText: mega('min'), ratio: ir.version / ir.min })
   }
 }
 console.log(formatTable(rows))
