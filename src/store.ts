@@ -51,6 +51,11 @@ const codeOf = (error: unknown) => (error as NodeJS.ErrnoException).code ?? (err
  * copies what it keeps. Lists read thousands of files and keep none of their bytes.
  */
 export function readEntryView(path: string): FileRead {
+  return withEntryFile(path, readOpened)
+}
+
+/** Open entry file `path` and hand its descriptor to `read`, closing it after; a missing or unopenable file is reported as such. */
+function withEntryFile<R>(path: string, read: (fd: number) => R): R | FileRead {
   let fd: number
   try {
     fd = openEntry(path)
@@ -59,7 +64,7 @@ export function readEntryView(path: string): FileRead {
     return openFailure(path, error)
   }
   try {
-    return readOpened(fd)
+    return read(fd)
   } finally {
     closeSync(fd)
   }
@@ -77,26 +82,19 @@ export type QuickRead = FileRead | { kind: 'ok'; bytes: Buffer; mtimeMs: null }
  * writer would read like a file: the folder listing's file type keeps those away (see `Folder.scan`).
  */
 export function readEntryQuick(path: string): QuickRead {
-  let fd: number
+  return withEntryFile(path, readQuickOpened)
+}
+
+function readQuickOpened(fd: number): QuickRead {
+  let n = 0
   try {
-    fd = openEntry(path)
-  } catch (error) {
-    if (isErrno(error, 'ENOENT')) return { kind: 'missing' }
-    return openFailure(path, error)
+    n = readSync(fd, shared, 0, shared.length, null)
+  } catch {
+    n = 0
   }
-  try {
-    let n = 0
-    try {
-      n = readSync(fd, shared, 0, shared.length, null)
-    } catch {
-      n = 0
-    }
-    // A regular file's read comes back short only at its end: fewer bytes than the buffer holds is the whole file.
-    if (n > 0 && n < shared.length) return { kind: 'ok', bytes: shared.subarray(0, n), mtimeMs: null }
-    return readOpened(fd)
-  } finally {
-    closeSync(fd)
-  }
+  // A regular file's read comes back short only at its end: fewer bytes than the buffer holds is the whole file.
+  if (n > 0 && n < shared.length) return { kind: 'ok', bytes: shared.subarray(0, n), mtimeMs: null }
+  return readOpened(fd)
 }
 
 /** The checks and read of an open entry file: type and size by `fstat`, then its bytes from offset 0. */

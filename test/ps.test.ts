@@ -85,6 +85,19 @@ async function endedEntry(registry: Registry, cwd: string): Promise<void> {
 /** [cwd, status, reason] of each row, sorted by cwd. */
 const verdicts = (rows: EntryInfo[]) => (rows as EntryRow[]).map((row) => [row.cwd, row.status, row.reason]).sort((a, b) => String(a[0]).localeCompare(String(b[0])))
 
+/** A live child recorded in a fresh registry by the macOS platform, its ps showing it started 2026-12-02 08:00:00 UTC. */
+async function recordedChild() {
+  const { root, dir, cwd } = sandbox()
+  const ps = fakePs(root)
+  const child = start('child.mjs', [])
+  await child.next()
+  ps.show({ [child.pid]: utc(2026, 11, 2, 8, 0, 0) })
+  use(createDarwinPlatform({ env: ps.env() }))
+  const registry = new Registry({ dir })
+  await registry.write({ cwd, pid: child.pid })
+  return { root, dir, cwd, ps, child, registry }
+}
+
 function use(platform: Platform): Platform {
   undo?.()
   undo = usePlatform(platform)
@@ -189,14 +202,7 @@ describe('createDarwinPlatform with a ps script on PATH (macOS seam, run on Linu
   })
 
   it('prunes an entry whose pid now shows another start (pid-reused)', async () => {
-    const { root, dir, cwd } = sandbox()
-    const ps = fakePs(root)
-    const child = start('child.mjs', [])
-    await child.next()
-    ps.show({ [child.pid]: utc(2026, 11, 2, 8, 0, 0) })
-    use(createDarwinPlatform({ env: ps.env() }))
-    const registry = new Registry({ dir })
-    await registry.write({ cwd, pid: child.pid })
+    const { cwd, ps, child, registry } = await recordedChild()
     ps.show({ [child.pid]: utc(2026, 11, 2, 8, 0, 1) })
     expect(await registry.prune()).toMatchObject([{ cwd, reason: 'pid-reused' }])
   })
@@ -205,14 +211,7 @@ describe('createDarwinPlatform with a ps script on PATH (macOS seam, run on Linu
     ['a garbage line for the pid', { raw: 'raw:??? garbage' }, {}],
     ['a localized line (a ps that ignores LC_ALL)', null, { FAKE_PS_IGNORE_LOCALE: '1' }],
   ])('keeps an entry as unknown on %s, never dead', async (_what, line, extra) => {
-    const { root, dir, cwd } = sandbox()
-    const ps = fakePs(root)
-    const child = start('child.mjs', [])
-    await child.next()
-    ps.show({ [child.pid]: utc(2026, 11, 2, 8, 0, 0) })
-    use(createDarwinPlatform({ env: ps.env() }))
-    const registry = new Registry({ dir })
-    await registry.write({ cwd, pid: child.pid })
+    const { dir, cwd, ps, child } = await recordedChild()
     ps.show({ [child.pid]: line ? line.raw : utc(2026, 11, 2, 8, 0, 0) })
     use(createDarwinPlatform({ env: ps.env(extra) }))
     const rows = await new Registry({ dir }).listInfo()
@@ -244,14 +243,7 @@ describe('createDarwinPlatform with a ps script on PATH (macOS seam, run on Linu
     ['exits nonzero', (ps: ReturnType<typeof fakePs>) => createDarwinPlatform({ env: ps.env({ FAKE_PS_EXIT: '2' }) })],
     ['is missing', (ps: ReturnType<typeof fakePs>) => createDarwinPlatform({ env: ps.env(), ps: join(ps.env().FAKE_PS_FIXTURE as string, '..', 'no-such-ps') })],
   ])('falls back to kill(pid, 0) when ps %s: no identity, a live entry kept, only ESRCH proves an end', async (_what, make) => {
-    const { root, dir, cwd } = sandbox()
-    const ps = fakePs(root)
-    const child = start('child.mjs', [])
-    await child.next()
-    ps.show({ [child.pid]: utc(2026, 11, 2, 8, 0, 0) })
-    use(createDarwinPlatform({ env: ps.env() }))
-    const registry = new Registry({ dir })
-    await registry.write({ cwd, pid: child.pid })
+    const { root, dir, cwd, ps, child, registry } = await recordedChild()
     const gone = join(root, 'gone')
     mkdirSync(gone)
     await endedEntry(registry, gone)
