@@ -98,7 +98,10 @@ export function createDarwinPlatform(options: DarwinPlatformOptions = {}): Platf
   function inspect(pid: number): ProcessProbe {
     const { snapshot, status } = run(['-o', 'pid=,lstart=', '-p', String(pid)])
     // ps exits 1 when the pid matched nothing: then kill(pid, 0) tells gone from failing.
-    if (snapshot !== null && !snapshot.has(pid) && status !== 0 && status !== 1) return existenceOnly(pid)
+    if (snapshot !== null && status !== 0 && status !== 1) {
+      psWorks = false
+      if (!snapshot.has(pid)) return existenceOnly(pid)
+    }
     return probeFrom(snapshot, pid, false)
   }
 

@@ -58,6 +58,8 @@ export const DEFAULT_LEASE_GRACE_MS = 10_000
 
 // btime has one-second resolution and start ticks 10 ms: a legacy owner can seem to start this much after its own write.
 const LEGACY_START_SLACK_MS = 2000
+// How far before a cached probe an entry's write must lie for that probe to judge it dead without a second look.
+const STALE_SLACK_MS = 2000
 
 /**
  * What one judgement needs about this machine, computed once and reused across the entries of a list
@@ -70,6 +72,8 @@ export class Judge {
   readonly timeNamespace = platform.timeNamespace()
   readonly trashDirs: string[]
   readonly #probes = new Map<number, ProcessProbe>()
+  // When each cached probe was taken (wall clock): a probe older than an entry's write cannot prove that entry dead.
+  readonly #probedAt = new Map<number, number>()
   // One snapshot of every process per judgement where identities cost a process (macOS ps); direct reads elsewhere.
   readonly #inspect = platform.batch()
 
@@ -87,10 +91,24 @@ export class Judge {
   probe(pid: number): ProcessProbe {
     let probe = this.#probes.get(pid)
     if (!probe) {
+      this.#probedAt.set(pid, Date.now())
       probe = inspectProcess(pid, this.#inspect)
       this.#probes.set(pid, probe)
     }
     return probe
+  }
+
+  /**
+   * A probe taken (or a snapshot of every process taken) before `entry` was written may show the pid's previous
+   * process: a pid reused during a list, its new owner rewriting an entry already listed. Before such a probe calls
+   * the entry dead it is taken again, alone and fresh (a recent write is rare; an old one needs no second look).
+   */
+  #staleFor(entry: Entry, writtenMs: number | undefined): boolean {
+    const probedAt = this.#probedAt.get(entry.pid)
+    if (probedAt === undefined) return false
+    const written = Math.max(Date.parse(entry.updatedAt), writtenMs ?? Number.NaN)
+    // Either time unreadable, or the write within the slack of the probe (clocks are coarse): look again.
+    return !(written < probedAt - STALE_SLACK_MS)
   }
 
   /** Why a workspace root does not count as present, or null when it does. */
@@ -124,6 +142,14 @@ export class Judge {
   }
 
   #judge(entry: Entry, writtenMs?: number): Verdict {
+    const verdict = this.#judgeBy(entry, writtenMs)
+    if (verdict.status !== 'dead' || verdict === REBOOTED || !this.#staleFor(entry, writtenMs)) return verdict
+    this.#probedAt.set(entry.pid, Date.now())
+    this.#probes.set(entry.pid, inspectProcess(entry.pid))
+    return this.#judgeBy(entry, writtenMs)
+  }
+
+  #judgeBy(entry: Entry, writtenMs?: number): Verdict {
     if (entry.host !== this.host) return { status: 'unknown', reason: 'foreign-host' }
     if (entry.pidNamespace && this.pidNamespace && entry.pidNamespace !== this.pidNamespace) {
       return { status: 'unknown', reason: 'foreign-pid-namespace' }

@@ -238,6 +238,20 @@ describe('reap compares the recorded identity before every signal', () => {
   }, 20_000)
 })
 
+describe('a pid reused during a judgement', () => {
+  it.skipIf(missing('unshare -p') !== '')('an entry written after its pid was probed is probed again before it is called dead (the new owner is alive)' + missing('unshare -p'), async () => {
+    const { dir, ws } = sandbox()
+    const ws2 = tempDir()
+    // Inside a fresh PID namespace the next pid can be chosen (ns_last_pid), so the reuse is real, not mocked.
+    const { stdout, stderr } = await runBehind(['unshare', '-p', '-f', '--kill-child', '--mount-proc'], OP, ['stale', dir, ws, ws2])
+    expect(stderr).toBe('')
+    const report = JSON.parse(stdout) as { reused: boolean; first: { status: string }; second: { status: string } }
+    expect(report.reused).toBe(true)
+    expect(report.first).toMatchObject({ status: 'dead', reason: 'exited' })
+    expect(report.second).toMatchObject({ status: 'alive' })
+  }, 20_000)
+})
+
 describe('a stepped wall clock', () => {
   const noFaketime = missing('faketime') || (LIBFAKETIME ? '' : ' (skipped: no libfaketime.so.1 here — install faketime, see .ci/run)')
   it.skipIf(noFaketime !== '')('reap\'s grace runs on a monotonic clock: stepping the clock back a day mid-grace still ends in SIGKILL' + noFaketime, async () => {
