@@ -368,22 +368,25 @@ export class RegistryWatcher extends EventEmitter<RegistryWatcherEvents> impleme
       const judge = new Judge(this.#marker, this.#leaseGraceMs)
       if (!this.#checkFolder(judge, false)) return
       const folder = this.#dirIno
-      if (this.#plan.mustLook(this.#dirIno, this.#listing.doubted)) {
+      const resting = !this.#plan.mustLook(this.#dirIno, this.#listing.doubted)
+      if (!resting) {
         this.#looks++
         for (const _ of this.#compare(judge)) {
           await pauseSweep()
           // Closed, replaced or unsafe meanwhile: that look re-read the folder, and this pass is stale.
           if (this.#closed || this.#unsafe || this.#dirIno !== folder) return
         }
-      } else {
-        // At rest: the next slice of the remembered files' identities (rewrites in place, which leave the folder alone).
-        const { files } = this.#listing.size
-        for (const id of this.#listing.recheck(this.dir, this.#plan.identitySlice(files))) this.#refresh(id, judge)
       }
       let judged = 0
       for (const id of this.#plan.due(judge)) {
         this.#rejudge(id, judge)
         if (++judged % SWEEP_CHUNK === 0 && (await pauseSweep(), this.#closed)) return
+      }
+      if (resting) {
+        // At rest: the next slice of the remembered files' identities (rewrites in place, which leave the folder
+        // alone) — after the owners, so an error reading one file never delays a crashed owner's `down`.
+        const { files } = this.#listing.size
+        for (const id of this.#listing.recheck(this.dir, this.#plan.identitySlice(files))) this.#refresh(id, judge)
       }
     } catch (error) {
       this.#fail(error)

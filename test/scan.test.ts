@@ -1,6 +1,6 @@
 // Lists read entry files without `fstat` (readEntryQuick): the files that check used to refuse must be refused the
 // same, with the same problem, and none of them may hang a list or be read as an entry.
-import { execFileSync } from 'node:child_process'
+import { execFileSync, spawnSync } from 'node:child_process'
 import { closeSync, constants, mkdirSync, openSync, readFileSync, readSync, rmSync, symlinkSync, writeFileSync, writeSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
@@ -88,6 +88,28 @@ describe('list and prune on a hostile folder', () => {
       closeSync(writer)
     }
     expect(readFileSync(join(dir, `${big.id}.json`), 'utf8')).toBe(serializeEntry(big))
+  })
+
+  it('a dead deleter\'s aside that is a FIFO with a writer is never read as the entry it stands in for', async () => {
+    const { dir, ws } = sandbox()
+    const registry = new Registry({ dir })
+    const entry = await registry.write({ cwd: ws })
+    const file = join(dir, `${entry.id}.json`)
+    const bytes = readFileSync(file, 'utf8')
+    rmSync(file)
+    // The aside name of a compare-and-delete whose process (a real one, ended) died before putting the file back.
+    const dead = spawnSync('true').pid as number
+    const aside = `${file}.cad-${dead}-tx-1-abcdef01`
+    execFileSync('mkfifo', [aside])
+    const writer = openSync(aside, constants.O_RDWR | constants.O_NONBLOCK)
+    try {
+      writeSync(writer, bytes)
+      expect(await registry.list({ prune: false })).toEqual([])
+      const left = Buffer.alloc(bytes.length + 1)
+      expect(left.toString('utf8', 0, readSync(writer, left))).toBe(bytes)
+    } finally {
+      closeSync(writer)
+    }
   })
 
   it('read(cwd) never takes a FIFO with a writer at its entry name for the entry either', async () => {
