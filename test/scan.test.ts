@@ -99,17 +99,9 @@ describe('list and prune on a hostile folder', () => {
     rmSync(file)
     // The aside name of a compare-and-delete whose process (a real one, ended) died before putting the file back.
     const dead = spawnSync('true').pid as number
-    const aside = `${file}.cad-${dead}-tx-1-abcdef01`
-    execFileSync('mkfifo', [aside])
-    const writer = openSync(aside, constants.O_RDWR | constants.O_NONBLOCK)
-    try {
-      writeSync(writer, bytes)
+    await fedFifo(`${file}.cad-${dead}-tx-1-abcdef01`, bytes, async () => {
       expect(await registry.list({ prune: false })).toEqual([])
-      const left = Buffer.alloc(bytes.length + 1)
-      expect(left.toString('utf8', 0, readSync(writer, left))).toBe(bytes)
-    } finally {
-      closeSync(writer)
-    }
+    })
   })
 
   it('read(cwd) never takes a FIFO with a writer at its entry name for the entry either', async () => {
@@ -119,15 +111,25 @@ describe('list and prune on a hostile folder', () => {
     const file = join(dir, `${entry.id}.json`)
     const bytes = readFileSync(file, 'utf8')
     rmSync(file)
-    execFileSync('mkfifo', [file])
-    const writer = openSync(file, constants.O_RDWR | constants.O_NONBLOCK)
-    try {
-      writeSync(writer, bytes)
+    await fedFifo(file, bytes, async () => {
       expect(await registry.read(ws)).toBeUndefined()
-      const left = Buffer.alloc(bytes.length + 1)
-      expect(left.toString('utf8', 0, readSync(writer, left))).toBe(bytes)
-    } finally {
-      closeSync(writer)
-    }
+    })
   })
 })
+
+/**
+ * Make `path` a FIFO whose writer (this process, read-write so opening never blocks) has `bytes` waiting in it, run
+ * `check`, then assert the FIFO was not drained: every byte is still there for its writer.
+ */
+async function fedFifo(path: string, bytes: string, check: () => Promise<void>): Promise<void> {
+  execFileSync('mkfifo', [path])
+  const writer = openSync(path, constants.O_RDWR | constants.O_NONBLOCK)
+  try {
+    writeSync(writer, bytes)
+    await check()
+    const left = Buffer.alloc(Buffer.byteLength(bytes) + 1)
+    expect(left.toString('utf8', 0, readSync(writer, left))).toBe(bytes)
+  } finally {
+    closeSync(writer)
+  }
+}
