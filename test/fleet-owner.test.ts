@@ -12,8 +12,8 @@ let prefixes = 0
 const storeUrl = (): string => `etcd://${etcd.endpoint}/owners-${++prefixes}`
 
 /** The direct-owner fixture, with its JSON lines collected. */
-function owner(url: string, cwd: string, host: string, leaseMs: number): { child: ChildProcess; lines: () => Array<Record<string, unknown>>; send(line: string): void } {
-  const child = track(spawn(process.execPath, [join(FIXTURES, 'fleet-owner.mjs'), url, cwd, host, String(leaseMs)], { stdio: ['pipe', 'pipe', 'inherit'] }))
+function owner(url: string, cwd: string, host: string, leaseMs: number, env: NodeJS.ProcessEnv = {}): { child: ChildProcess; lines: () => Array<Record<string, unknown>>; send(line: string): void } {
+  const child = track(spawn(process.execPath, [join(FIXTURES, 'fleet-owner.mjs'), url, cwd, host, String(leaseMs)], { stdio: ['pipe', 'pipe', 'inherit'], env: { ...process.env, ...env } }))
   let out = ''
   child.stdout?.setEncoding('utf8').on('data', (chunk: string) => (out += chunk))
   return { child, lines: () => out.split('\n').filter(Boolean).map((line) => JSON.parse(line) as Record<string, unknown>), send: (line) => void child.stdin?.write(`${line}\n`) }
@@ -139,6 +139,14 @@ describe.skipIf(!HAVE_ETCD)(`direct owners: EtcdStore.claim${HAVE_ETCD ? '' : ` 
     claimer.child.kill('SIGTERM')
     expect(await exited(claimer.child)).toEqual({ code: null, signal: 'SIGTERM' })
     // The revoke is sent before the process ends; a loaded etcd may apply it a moment later, still far inside the 60-s lease.
+    await waitFor(async () => (await fleet(url)).length === 0, 15_000, 'the revoked entry to leave the fleet (not the 60-s lease)')
+  })
+
+  it('a SIGTERM the moment claim() returns still revokes: the exit handler is in place before the claim is handed back', async () => {
+    const url = storeUrl()
+    const ws = tempDir()
+    const claimer = owner(url, ws, 'alpha', 60_000, { FLEET_OWNER_TERM: '1' })
+    expect(await exited(claimer.child)).toEqual({ code: null, signal: 'SIGTERM' })
     await waitFor(async () => (await fleet(url)).length === 0, 15_000, 'the revoked entry to leave the fleet (not the 60-s lease)')
   })
 })

@@ -127,7 +127,7 @@ export async function claimInStore(store: ClaimContext, input: ClaimInput, optio
   return held(store, lease, loss, key, entry, version, input)
 }
 
-function held(store: ClaimContext, lease: Lease, loss: ReturnType<typeof leaseLoss>, key: string, first: Entry, firstVersion: string, input: ClaimInput): FleetClaim {
+async function held(store: ClaimContext, lease: Lease, loss: ReturnType<typeof leaseLoss>, key: string, first: Entry, firstVersion: string, input: ClaimInput): Promise<FleetClaim> {
   let entry = first
   let version = firstVersion
   let released = false
@@ -143,16 +143,15 @@ function held(store: ClaimContext, lease: Lease, loss: ReturnType<typeof leaseLo
     return held
   }
   if (input.cleanupOnExit ?? entry.pid === process.pid) {
-    void import('signal-exit').then(({ onExit }) => {
-      if (released) return
-      stopWatching = onExit((_code, signal) => {
-        if (!signal) return undefined
-        // Keep the process up until the revoke is sent (at most a second), then end it by the same signal.
-        const end = (): void => void process.kill(process.pid, signal)
-        setTimeout(end, 1000).unref()
-        void release().finally(end)
-        return true
-      })
+    // Installed before the claim is handed back, as for a local claim: a signal that comes right after must still revoke.
+    const { onExit } = await import('signal-exit')
+    stopWatching = onExit((_code, signal) => {
+      if (!signal) return undefined
+      // Keep the process up until the revoke is sent (at most a second), then end it by the same signal.
+      const end = (): void => void process.kill(process.pid, signal)
+      setTimeout(end, 1000).unref()
+      void release().finally(end)
+      return true
     })
   }
   return {
